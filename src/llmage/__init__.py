@@ -1,0 +1,1 @@
+"""llmage: one billed API in front of many generation models."""
