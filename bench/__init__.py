@@ -1,0 +1,1 @@
+"""Benchmark harness for llmage: mock upstream, wrk driver, comparison with LiteLLM."""

@@ -1,0 +1,129 @@
+"""create_app: routers, middleware, error mapping and lifespan. No business logic here."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from llmage.dialects.http import JSONBytes
+from llmage.dialects.native import errors as native_errors
+from llmage.dialects.native.routes import router as native_router
+from llmage.dialects.openai import errors as openai_errors
+from llmage.dialects.openai.routes import router as openai_router
+from llmage.dialects.platform.routes import router as platform_router
+from llmage.domain.errors import InvalidRequest, LlmageError, NotFound
+from llmage.observability import metrics
+from llmage.services.platform import Platform
+from llmage.settings import Settings, get_settings
+
+log = logging.getLogger("llmage.http")
+
+
+def _dialect_error(path: str, exc: LlmageError) -> Response:
+    """The one place that picks the error envelope: by the dialect the path belongs to."""
+    if path.startswith("/llmage/"):
+        return native_errors.error_response(exc)
+    return openai_errors.error_response(exc)
+
+
+class MetricsMiddleware:
+    """Pure ASGI (BaseHTTPMiddleware would add a task per request on the hot path)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                route = scope.get("route")
+                path = getattr(route, "path", "unmatched")
+                metrics.LATENCY.labels(path).observe(time.perf_counter() - start)
+                metrics.REQUESTS.labels(path, str(status)).inc()
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        platform = Platform(settings)
+        await platform.start()
+        app.state.platform = platform
+        try:
+            yield
+        finally:
+            await platform.close()
+
+    app = FastAPI(
+        title="llmage",
+        version="0.1.0",
+        description="One billed API in front of many chat, image and video models. "
+        "Dialects: native (/llmage), OpenAI (/v1), platform-prefixed (/{platform}/v1).",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(LlmageError)
+    async def on_llmage_error(request: Request, exc: LlmageError) -> Response:
+        return _dialect_error(request.url.path, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+        return _dialect_error(
+            request.url.path, InvalidRequest(str(first.get("msg", "Invalid request")), param=param)
+        )
+
+    @app.exception_handler(HTTPException)
+    async def on_http(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404:
+            return _dialect_error(request.url.path, NotFound(f"No route {request.url.path}"))
+        err = LlmageError(str(exc.detail))
+        err.status = exc.status_code
+        return _dialect_error(request.url.path, err)
+
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, exc: Exception) -> Response:
+        # A bug: logged with its trace for us, a plain sentence for the client.
+        log.exception("unhandled error on %s", request.url.path)
+        err = LlmageError("Internal server error")
+        err.status, err.type, err.code = 500, "server_error", "internal_error"
+        return _dialect_error(request.url.path, err)
+
+    @app.get("/healthz", tags=["Operations"], summary="Liveness and database reachability")
+    async def healthz(request: Request) -> Response:
+        platform: Platform = request.app.state.platform
+        async with platform.db.engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+        return JSONBytes({"status": "ok"})
+
+    @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(native_router)
+    app.include_router(openai_router)
+    app.include_router(platform_router)  # last: its `/{platform}` prefix matches broadly
+    app.add_middleware(MetricsMiddleware)
+    return app

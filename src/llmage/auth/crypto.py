@@ -1,0 +1,35 @@
+"""Channel credentials at rest: Fernet (AES-128-CBC + HMAC) under the deployment's secret key."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+
+class CredentialBox:
+    def __init__(self, key: str | bytes) -> None:
+        self._fernet = Fernet(key)
+
+    @classmethod
+    def from_settings(cls, secret_key: str | None, data_dir: Path) -> CredentialBox:
+        if secret_key:
+            return cls(secret_key)
+        # No key configured: create one beside the data, readable by its owner only.
+        path = data_dir / "secret.key"
+        if not path.exists():
+            data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(Fernet.generate_key())
+        return cls(path.read_bytes().strip())
+
+    def seal(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def open(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken as exc:
+            raise ValueError("credential cannot be decrypted with this secret key") from exc

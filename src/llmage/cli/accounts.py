@@ -1,0 +1,178 @@
+"""`llmage user|key|credit`: accounts, API keys and money from the command line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import click
+
+from llmage.cli.runtime import run
+from llmage.domain.money import format_amount, parse_amount
+from llmage.services.accounts import AccountService
+from llmage.services.platform import Platform
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+@click.group("user")
+def user() -> None:
+    """Create and list users (accounts with a balance)."""
+
+
+@user.command("create")
+@click.argument("username")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="At least 8 characters; prompted for when omitted.",
+)
+@click.option("--role", type=click.Choice(["user", "admin"]), default="user", show_default=True)
+@click.option("--email", default=None, help="Optional e-mail address.")
+def user_create(username: str, password: str, role: str, email: str | None) -> None:
+    """Create USERNAME with an empty balance."""
+
+    async def work(p: Platform) -> int:
+        return await AccountService(p).create_user(username, password, role=role, email=email)
+
+    user_id = run(work)
+    click.echo(f"created user {username} (id {user_id}, role {role})")
+
+
+@user.command("list")
+def user_list() -> None:
+    """Users with balance, held (open holds) and available money."""
+
+    async def work(p: Platform) -> None:
+        rows = await p.accounts.list_users()
+        click.echo(
+            f"{'id':>4}  {'username':<20} {'role':<6} {'balance':>16} {'held':>14} "
+            f"{'available':>16}"
+        )
+        for u, balance, held in rows:
+            click.echo(
+                f"{u.id:>4}  {u.username:<20} {u.role:<6} {format_amount(balance):>16} "
+                f"{format_amount(held):>14} {format_amount(balance - held):>16}"
+            )
+
+    run(work)
+
+
+@click.group("key")
+def key() -> None:
+    """Create, list and revoke API keys (`sk-...`, shown once, stored hashed)."""
+
+
+@key.command("create")
+@click.argument("username")
+@click.option("--name", default="default", show_default=True, help="A label for the key.")
+@click.option("--expires-days", type=float, default=None, help="Expire after this many days.")
+@click.option(
+    "--models",
+    default=None,
+    help="Comma-separated allow-list of model names or llmids (default: all).",
+)
+@click.option(
+    "--spend-limit",
+    default=None,
+    help="Most this key may ever spend, in currency units (e.g. 50 or 12.5).",
+)
+@click.option(
+    "--value",
+    default=None,
+    envvar="LLMAGE_KEY_VALUE",
+    help="Use this exact key value instead of a random one (for scripts).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print only the key.")
+def key_create(
+    username: str,
+    name: str,
+    expires_days: float | None,
+    models: str | None,
+    spend_limit: str | None,
+    value: str | None,
+    quiet: bool,
+) -> None:
+    """Create an API key for USERNAME and print it once."""
+
+    async def work(p: Platform) -> tuple[int, str]:
+        svc = AccountService(p)
+        new = await svc.create_key(
+            await svc.user_id(username),
+            name=name,
+            expires_in_days=expires_days,
+            models=[m.strip() for m in models.split(",") if m.strip()] if models else None,
+            spend_limit=parse_amount(spend_limit) if spend_limit else None,
+            value=value,
+        )
+        return new.id, new.key
+
+    key_id, secret = run(work)
+    if quiet:
+        click.echo(secret)
+    else:
+        click.echo(f"key {key_id} for {username} (store it now; it is not shown again):")
+        click.echo(secret)
+
+
+@key.command("list")
+@click.option("--user", "username", default=None, help="Only this user's keys.")
+def key_list(username: str | None) -> None:
+    """Keys with their visible prefix, times, limits and state."""
+
+    async def work(p: Platform) -> None:
+        uid = await AccountService(p).user_id(username) if username else None
+        click.echo(
+            f"{'id':>4} {'user':>4} {'name':<14} {'prefix':<14} {'state':<8} "
+            f"{'spent':>14} {'limit':>14} {'last used':<20}"
+        )
+        for k in await p.accounts.list_keys(uid):
+            state = "revoked" if k.revoked_at else "active"
+            limit = format_amount(k.spend_limit) if k.spend_limit is not None else "-"
+            click.echo(
+                f"{k.id:>4} {k.user_id:>4} {k.name[:14]:<14} {k.prefix:<14} {state:<8} "
+                f"{format_amount(k.spent):>14} {limit:>14} {_when(k.last_used_at):<20}"
+            )
+
+    run(work)
+
+
+@key.command("revoke")
+@click.argument("key_id", type=int)
+def key_revoke(key_id: int) -> None:
+    """Revoke KEY_ID at once (requests with it get 401)."""
+    run(lambda p: AccountService(p).revoke_key(key_id))
+    click.echo(f"revoked key {key_id}")
+
+
+@click.command("credit")
+@click.argument("username")
+@click.argument("amount")
+@click.option(
+    "--ref", default=None, help="External reference (order number); the same ref credits only once."
+)
+@click.option("--memo", default=None, help="Note stored with the ledger entry.")
+def credit(username: str, amount: str, ref: str | None, memo: str | None) -> None:
+    """Add AMOUNT (currency units, e.g. 100 or 0.5) to USERNAME's balance."""
+    micros = parse_amount(amount)
+    if micros <= 0:
+        raise click.BadParameter("must be positive", param_hint="AMOUNT")
+
+    async def work(p: Platform) -> tuple[bool, int, int]:
+        uid = await AccountService(p).user_id(username)
+        done = await p.ledger.credit(uid, micros, ref or f"cli:{uuid.uuid4()}", memo=memo)
+        balance, held = await p.accounts.balance(uid)
+        return done, balance, held
+
+    done, balance, held = run(work)
+    if not done:
+        click.echo(f"reference {ref} was already credited; nothing changed")
+    click.echo(
+        f"{username}: balance {format_amount(balance)}, available {format_amount(balance - held)}"
+    )

@@ -1,0 +1,101 @@
+"""The `llmage` command."""
+
+from __future__ import annotations
+
+import click
+
+from llmage.cli.accounts import credit, key, user
+from llmage.cli.channels import channel
+from llmage.cli.runtime import run
+from llmage.observability.logs import configure
+from llmage.services.platform import Platform
+from llmage.settings import get_settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """llmage: one billed API in front of many chat, image and video models.
+
+    Configuration comes from LLMAGE_* environment variables or a TOML file named by
+    LLMAGE_CONFIG (e.g. LLMAGE_DATA_DIR, LLMAGE_DATABASE_URL). Every command upgrades the
+    database schema in place first.
+
+    Start here:  llmage serve --demo
+    """
+
+
+@cli.command()
+@click.option("--host", default=None, help="Bind address (default LLMAGE_HOST or 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default LLMAGE_PORT or 8000).")
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Create a demo user with balance, an API key and sim channels; print them.",
+)
+def serve(host: str | None, port: int | None, demo: bool) -> None:
+    """Run the HTTP server (one process; the database is migrated first)."""
+    import uvicorn
+
+    from llmage.app import create_app
+    from llmage.cli.demo import prepare_demo, print_demo
+
+    settings = get_settings()
+    configure(settings.log_level, settings.log_json)
+    host = host or settings.host
+    port = port or settings.port
+    if demo:
+
+        async def work(p: Platform) -> tuple[str, int]:
+            key = await prepare_demo(p)
+            user_row = await p.accounts.user_by_name("demo")
+            assert user_row is not None
+            balance, held = await p.accounts.balance(user_row.id)
+            return key, balance - held
+
+        demo_key, balance = run(work)
+        print_demo(demo_key, f"http://{host}:{port}", balance)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=30,
+    )
+
+
+@cli.command()
+def migrate() -> None:
+    """Upgrade the database schema to the newest version (in place)."""
+    from llmage.db.migrate import upgrade
+
+    upgrade(get_settings().effective_database_url)
+    click.echo("database is at the newest schema")
+
+
+@cli.command()
+def reconcile() -> None:
+    """Check every money invariant; exit 1 and list offending rows if any is broken."""
+    from llmage.billing.reconcile import CHECKS
+    from llmage.billing.reconcile import reconcile as check
+
+    violations = run(lambda p: check(p.db.engine))
+    for v in violations:
+        click.secho(f"BROKEN: {v.rule}", fg="red", err=True)
+        for row in v.rows:
+            click.echo(f"  {row}", err=True)
+    if violations:
+        raise SystemExit(1)
+    click.echo(f"ledger consistent: {len(CHECKS)} invariants hold")
+
+
+cli.add_command(user)
+cli.add_command(key)
+cli.add_command(credit)
+cli.add_command(channel)
+
+
+def main() -> None:
+    cli(prog_name="llmage")

@@ -1,0 +1,30 @@
+"""Running CLI work against a started Platform, with errors as one clear line."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import click
+
+from llmage.domain.errors import LlmageError
+from llmage.services.platform import Platform
+from llmage.settings import get_settings
+
+T = TypeVar("T")
+
+
+def run(work: Callable[[Platform], Awaitable[T]]) -> T:
+    async def main() -> T:
+        platform = Platform(get_settings())
+        await platform.start()
+        try:
+            return await work(platform)
+        finally:
+            await platform.close()
+
+    try:
+        return asyncio.run(main())
+    except LlmageError as exc:
+        raise click.ClickException(exc.message) from exc

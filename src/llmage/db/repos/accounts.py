@@ -1,0 +1,209 @@
+"""Users, accounts and API keys."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from llmage.db.money_store import now_ms
+from llmage.db.tables import accounts, api_keys, users
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    id: int
+    username: str
+    email: str | None
+    role: str
+    disabled: bool
+    created_at: int
+    password_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    id: int
+    user_id: int
+    name: str
+    prefix: str
+    created_at: int
+    last_used_at: int | None
+    expires_at: int | None
+    revoked_at: int | None
+    models: tuple[str, ...] | None
+    spend_limit: int | None
+    spent: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyAuth:
+    """What a request needs to know about its key; cached in memory by the auth layer."""
+
+    key_id: int
+    user_id: int
+    username: str
+    role: str
+    models: frozenset[str] | None
+    expires_at: int | None
+
+
+def _key_row(r: object) -> KeyRow:
+    m = r._mapping  # type: ignore[attr-defined]
+    return KeyRow(
+        id=m["id"],
+        user_id=m["user_id"],
+        name=m["name"],
+        prefix=m["prefix"],
+        created_at=m["created_at"],
+        last_used_at=m["last_used_at"],
+        expires_at=m["expires_at"],
+        revoked_at=m["revoked_at"],
+        models=tuple(json.loads(m["models"])) if m["models"] else None,
+        spend_limit=m["spend_limit"],
+        spent=m["spent"],
+    )
+
+
+def _user_row(r: object) -> UserRow:
+    m = r._mapping  # type: ignore[attr-defined]
+    return UserRow(
+        id=m["id"],
+        username=m["username"],
+        email=m["email"],
+        role=m["role"],
+        disabled=bool(m["disabled"]),
+        created_at=m["created_at"],
+        password_hash=m["password_hash"],
+    )
+
+
+class AccountRepo:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create_user(
+        self, username: str, password_hash: str, *, role: str = "user", email: str | None = None
+    ) -> int:
+        async with self._engine.begin() as conn:
+            res = await conn.execute(
+                insert(users)
+                .values(
+                    username=username,
+                    email=email,
+                    password_hash=password_hash,
+                    role=role,
+                    disabled=False,
+                    created_at=now_ms(),
+                )
+                .returning(users.c.id)
+            )
+            user_id = int(res.scalar_one())
+            await conn.execute(insert(accounts).values(user_id=user_id, balance=0, held=0))
+        return user_id
+
+    async def user_by_name(self, username: str) -> UserRow | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(users).where(users.c.username == username))).first()
+        return _user_row(row) if row else None
+
+    async def user_by_id(self, user_id: int) -> UserRow | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
+        return _user_row(row) if row else None
+
+    async def list_users(self) -> list[tuple[UserRow, int, int]]:
+        """Users with (balance, held)."""
+        q = (
+            select(users, accounts.c.balance, accounts.c.held)
+            .join(accounts, accounts.c.user_id == users.c.id)
+            .order_by(users.c.id)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(q)).all()
+        return [(_user_row(r), r.balance, r.held) for r in rows]
+
+    async def balance(self, user_id: int) -> tuple[int, int]:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(accounts.c.balance, accounts.c.held).where(accounts.c.user_id == user_id)
+                )
+            ).one()
+        return int(row.balance), int(row.held)
+
+    async def create_key(
+        self,
+        user_id: int,
+        *,
+        name: str,
+        prefix: str,
+        key_hash: str,
+        expires_at: int | None = None,
+        models: list[str] | None = None,
+        spend_limit: int | None = None,
+    ) -> int:
+        async with self._engine.begin() as conn:
+            res = await conn.execute(
+                insert(api_keys)
+                .values(
+                    user_id=user_id,
+                    name=name,
+                    prefix=prefix,
+                    key_hash=key_hash,
+                    created_at=now_ms(),
+                    expires_at=expires_at,
+                    models=json.dumps(models) if models else None,
+                    spend_limit=spend_limit,
+                    spent=0,
+                )
+                .returning(api_keys.c.id)
+            )
+            return int(res.scalar_one())
+
+    async def list_keys(self, user_id: int | None = None) -> list[KeyRow]:
+        q = select(api_keys).order_by(api_keys.c.id)
+        if user_id is not None:
+            q = q.where(api_keys.c.user_id == user_id)
+        async with self._engine.connect() as conn:
+            return [_key_row(r) for r in (await conn.execute(q)).all()]
+
+    async def revoke_key(self, key_id: int, user_id: int | None = None) -> bool:
+        q = update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        if user_id is not None:
+            q = q.where(api_keys.c.user_id == user_id)
+        async with self._engine.begin() as conn:
+            res = await conn.execute(q.values(revoked_at=now_ms()))
+        return bool(res.rowcount)
+
+    async def key_auth(self, key_hash: str, now: int) -> KeyAuth | None:
+        q = (
+            select(
+                api_keys.c.id,
+                api_keys.c.user_id,
+                api_keys.c.models,
+                api_keys.c.expires_at,
+                users.c.username,
+                users.c.role,
+            )
+            .join(users, users.c.id == api_keys.c.user_id)
+            .where(
+                api_keys.c.key_hash == key_hash,
+                api_keys.c.revoked_at.is_(None),
+                users.c.disabled.is_(False),
+            )
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(q)).first()
+        if row is None or (row.expires_at is not None and row.expires_at <= now):
+            return None
+        return KeyAuth(
+            key_id=row.id,
+            user_id=row.user_id,
+            username=row.username,
+            role=row.role,
+            models=frozenset(json.loads(row.models)) if row.models else None,
+            expires_at=row.expires_at,
+        )

@@ -1,0 +1,153 @@
+"""Tables. Timestamps are integer epoch milliseconds (UTC): one portable type that raw SQL on the
+hot path can bind on SQLite and PostgreSQL alike. Money columns are BIGINT micro-units."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    false,
+    true,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("email", String(255), nullable=True, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(16), nullable=False, server_default="user"),
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+    Column("created_at", BigInteger, nullable=False),
+    CheckConstraint("role IN ('user', 'admin')", name="role"),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("balance", BigInteger, nullable=False, server_default="0"),
+    Column("held", BigInteger, nullable=False, server_default="0"),
+    # The database itself refuses an overdraft, whatever the code above it does.
+    CheckConstraint("held >= 0", name="held_nonneg"),
+    CheckConstraint("balance >= held", name="available_nonneg"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("name", String(128), nullable=False),
+    Column("prefix", String(32), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_used_at", BigInteger, nullable=True),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("models", Text, nullable=True),  # JSON list: allow-list of model names / llmids
+    Column("spend_limit", BigInteger, nullable=True),
+    Column("spent", BigInteger, nullable=False, server_default="0"),  # captured + open holds
+    CheckConstraint("spend_limit IS NULL OR spent <= spend_limit", name="within_limit"),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("delta_balance", BigInteger, nullable=False),
+    Column("delta_held", BigInteger, nullable=False),
+    Column("ref", String(200), nullable=False, unique=True),  # one entry per external reference
+    Column("hold_id", String(32), nullable=True, index=True),
+    Column("memo", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    CheckConstraint(
+        "kind IN ('topup', 'adjust', 'hold', 'capture', 'release', 'refund', 'redeem')", name="kind"
+    ),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("key_id", Integer, nullable=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("captured", BigInteger, nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("purpose", String(16), nullable=False),
+    Column("ref", String(64), nullable=True),  # usage record id or task id
+    Column("created_at", BigInteger, nullable=False),
+    Column("settled_at", BigInteger, nullable=True),
+    CheckConstraint("state IN ('open', 'captured', 'released')", name="state"),
+    CheckConstraint("amount >= 0", name="amount_nonneg"),
+    CheckConstraint("captured IS NULL OR (captured >= 0 AND captured <= amount)", name="capture"),
+    Index("ix_holds_open", "state", "created_at"),
+)
+
+usage_records = Table(
+    "usage_records",
+    metadata,
+    Column("id", String(32), primary_key=True),  # the `llmusageid` given to the client
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("key_id", Integer, nullable=True),
+    Column("hold_id", String(32), nullable=True),
+    Column("model", String(128), nullable=False),
+    Column("llmid", String(32), nullable=True),
+    Column("channel_id", Integer, nullable=True),
+    Column("dialect", String(16), nullable=False),
+    Column("stream", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("prompt_tokens", Integer, nullable=False, server_default="0"),
+    Column("completion_tokens", Integer, nullable=False, server_default="0"),
+    Column("cached_tokens", Integer, nullable=False, server_default="0"),
+    Column("amount", BigInteger, nullable=False, server_default="0"),
+    Column("estimated", Boolean, nullable=False, server_default=false()),
+    Column("latency_ms", Integer, nullable=False, server_default="0"),
+    Column("error", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_usage_records_user_created", "user_id", "created_at"),
+)
+
+channels = Table(
+    "channels",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("provider", String(32), nullable=False),
+    Column("platform", String(32), nullable=False),
+    Column("base_url", String(512), nullable=False, server_default=""),
+    Column("credential_enc", Text, nullable=True),  # Fernet token; never logged or returned
+    Column("models", Text, nullable=False, server_default="[]"),  # JSON list of served names
+    Column("model_map", Text, nullable=False, server_default="{}"),  # JSON ours -> upstream
+    Column("options", Text, nullable=False, server_default="{}"),  # JSON provider options
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("weight", Integer, nullable=False, server_default="1"),
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("created_at", BigInteger, nullable=False),
+)

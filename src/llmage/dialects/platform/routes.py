@@ -1,0 +1,32 @@
+"""Platform-prefixed mirrors of the OpenAI routes (seed 003): `/{platform}/v1/...` pins the request
+to channels of one upstream platform (a channel's `platform`, e.g. aliyun, volcengine, sim)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from llmage.dialects.http import body_doc
+from llmage.dialects.openai import chat
+from llmage.domain.errors import NotFound
+
+router = APIRouter(tags=["Platform-prefixed (OpenAI format)"])
+
+# Path segments that belong to other dialects and can never be a platform name.
+RESERVED = frozenset({"v1", "llmage", "docs", "metrics", "healthz", "openapi.json", "redoc"})
+
+
+def _platform(platform: str) -> str:
+    if platform in RESERVED:
+        raise NotFound(f"Unknown platform '{platform}'", param="platform")
+    return platform
+
+
+@router.post(
+    "/{platform}/v1/chat/completions",
+    openapi_extra=body_doc(chat.ChatCompletionDoc),
+    summary="Chat completion on one platform's channels (seed 003)",
+)
+async def platform_chat(platform: str, request: Request) -> Response:
+    return await chat.chat_completions(request, platform=_platform(platform))

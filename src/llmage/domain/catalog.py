@@ -1,0 +1,228 @@
+"""The model catalog: what can be called, under which ids and names, with what parameters and price.
+
+Pure types and lookups; the shipped data lives in `llmage.catalog` (JSON) and is parsed there.
+Video models are addressed by `llmid` (seed 000's native API) and may offer several concrete model
+names; chat models are addressed by name (OpenAI dialect) or by llmid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from llmage.domain.errors import UnknownModel
+from llmage.domain.params import InvalidParameterError, ParamSpec, json_schema
+
+
+class ModelKind(StrEnum):
+    CHAT = "chat"
+    T2V = "t2v"  # text to video
+    I2V = "i2v"  # image(s) to video: first frame, or first + last frame
+    R2V = "r2v"  # reference images/videos/audio to video
+    T2I = "t2i"
+    I2I = "i2i"
+
+    @property
+    def is_video(self) -> bool:
+        return self in (ModelKind.T2V, ModelKind.I2V, ModelKind.R2V)
+
+    @property
+    def is_image(self) -> bool:
+        return self in (ModelKind.T2I, ModelKind.I2I)
+
+
+PRICE_UNITS = ("second", "image", "request")
+
+
+class UnknownModelError(UnknownModel):
+    def __init__(self, model: str, allowed: Sequence[str] = ()) -> None:
+        super().__init__(model, allowed or None)
+        self.model = model
+
+
+@dataclass(frozen=True, slots=True)
+class ChatPrice:
+    """Micro-units (1 CNY = 1_000_000) per million tokens."""
+
+    input_per_mtok: int
+    output_per_mtok: int
+    cached_input_per_mtok: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaPrice:
+    """Micro-units per unit, picked by the value of parameter `by`.
+
+    `multipliers` scale the base price by other parameters' values, e.g. Vidu's off-peak half
+    price `{"off_peak": {"Y": 0.5}}` or a cheaper model variant `{"model": {"...-fast": 0.8}}`
+    (the concrete model name is read from the request's `model` key when the caller sets it).
+    """
+
+    unit: str
+    by: str | None
+    rates: Mapping[str, int]
+    multipliers: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.unit not in PRICE_UNITS:
+            raise ValueError(f"price unit must be one of {PRICE_UNITS}, not {self.unit!r}")
+        if not self.rates:
+            raise ValueError("a media price needs at least one rate")
+        if self.by is None and "*" not in self.rates:
+            raise ValueError("a media price without `by` needs a '*' rate")
+        for key, rate in self.rates.items():
+            if not isinstance(rate, int) or isinstance(rate, bool) or rate < 0:
+                raise ValueError(f"rate {key!r} must be a non-negative integer of micro-units")
+        for param, table in self.multipliers.items():
+            for value, factor in table.items():
+                if not isinstance(factor, int | float) or factor < 0:
+                    raise ValueError(f"multiplier {param}={value} must be a non-negative number")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    llmid: str
+    vendor: str
+    platform: str
+    kind: ModelKind
+    names: tuple[str, ...]
+    display_name: str
+    description: str
+    params: tuple[ParamSpec, ...]
+    price: ChatPrice | MediaPrice
+    max_output_tokens: int | None = None
+    context_window: int | None = None
+    # Free-form feature tags for the model plaza and routing, e.g. "vision", "reasoning".
+    capabilities: tuple[str, ...] = ()
+
+    @property
+    def default_name(self) -> str:
+        return self.names[0]
+
+    def param(self, name: str) -> ParamSpec | None:
+        return next((p for p in self.params if p.name == name), None)
+
+
+def validate_entry(entry: ModelEntry) -> None:
+    """Reject entries that would fail later at request time (admins edit the catalog by hand)."""
+    where = f"model {entry.llmid!r}"
+    if not entry.llmid:
+        raise ValueError("a model needs an llmid")
+    if not entry.names or any(not n for n in entry.names):
+        raise ValueError(f"{where}: needs at least one non-empty model name")
+    if len(set(entry.names)) != len(entry.names):
+        raise ValueError(f"{where}: duplicate model names")
+    seen: set[str] = set()
+    for spec in entry.params:
+        for key in spec.names:
+            if key in seen:
+                raise ValueError(f"{where}: parameter name or alias {key!r} used twice")
+            seen.add(key)
+    if entry.kind is ModelKind.CHAT:
+        if not isinstance(entry.price, ChatPrice):
+            raise ValueError(f"{where}: a chat model needs a per-token price")
+        return
+    if not isinstance(entry.price, MediaPrice):
+        raise ValueError(f"{where}: a {entry.kind} model needs a media price")
+    by = entry.price.by
+    if by is not None and by != "model" and entry.param(by) is None:
+        raise ValueError(f"{where}: price depends on unknown parameter {by!r}")
+    if entry.price.unit == "second" and entry.param("duration") is None:
+        raise ValueError(f"{where}: a per-second price needs a 'duration' parameter")
+
+
+class Catalog:
+    def __init__(self, entries: Iterable[ModelEntry]) -> None:
+        self._entries: tuple[ModelEntry, ...] = tuple(entries)
+        self._by_llmid: dict[str, ModelEntry] = {}
+        self._by_name: dict[str, list[ModelEntry]] = {}
+        self._chat_by_name: dict[str, ModelEntry] = {}
+        for entry in self._entries:
+            validate_entry(entry)
+            if entry.llmid in self._by_llmid:
+                raise ValueError(f"duplicate llmid {entry.llmid!r}")
+            self._by_llmid[entry.llmid] = entry
+            for name in entry.names:
+                self._by_name.setdefault(name, []).append(entry)
+                if entry.kind is ModelKind.CHAT:
+                    # OpenAI clients address chat models by name alone, so it must be unambiguous.
+                    if name in self._chat_by_name:
+                        raise ValueError(f"chat model name {name!r} listed by two entries")
+                    self._chat_by_name[name] = entry
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def entries(self) -> Sequence[ModelEntry]:
+        return self._entries
+
+    def of_kind(self, *kinds: ModelKind) -> list[ModelEntry]:
+        return [e for e in self._entries if e.kind in kinds]
+
+    def by_llmid(self, llmid: str) -> ModelEntry | None:
+        return self._by_llmid.get(llmid)
+
+    def by_name(self, name: str) -> list[ModelEntry]:
+        return list(self._by_name.get(name, ()))
+
+    def chat_model(self, name_or_llmid: str) -> tuple[ModelEntry, str] | None:
+        entry = self._chat_by_name.get(name_or_llmid)
+        if entry is not None:
+            return entry, name_or_llmid
+        entry = self._by_llmid.get(name_or_llmid)
+        if entry is not None and entry.kind is ModelKind.CHAT:
+            return entry, entry.default_name
+        return None
+
+    def chat_names(self) -> list[str]:
+        return list(self._chat_by_name)
+
+    def resolve_native(self, llmid: str, model: str | None) -> tuple[ModelEntry, str]:
+        """The entry for `llmid` and the concrete model name (default when `model` is empty)."""
+        entry = self._by_llmid.get(llmid)
+        if entry is None:
+            raise UnknownModelError(llmid)
+        if model is None or not model.strip():
+            return entry, entry.default_name
+        model = model.strip()
+        if model not in entry.names:
+            raise InvalidParameterError(
+                "model",
+                f"Invalid value for parameter 'model': {model}. "
+                f"Allowed values for llmid {llmid}: {', '.join(entry.names)}",
+                entry.names,
+            )
+        return entry, model
+
+
+def overlay(base: Catalog, override: Catalog) -> Catalog:
+    """`base` with entries replaced (same llmid) or added by `override`, keeping base order."""
+    replaced = {e.llmid: e for e in override.entries()}
+    merged = [replaced.pop(e.llmid, e) for e in base.entries()]
+    merged.extend(e for e in override.entries() if e.llmid in replaced)
+    return Catalog(merged)
+
+
+def model_json_schema(entry: ModelEntry) -> dict[str, object]:
+    """The request schema of one native-API model, with its `llmid` and `model` fields."""
+    schema = json_schema(entry.params)
+    props = schema["properties"]
+    assert isinstance(props, dict)
+    head: dict[str, object] = {
+        "llmid": {"type": "string", "const": entry.llmid, "description": "模型编号"},
+        "model": {
+            "type": "string",
+            "enum": list(entry.names),
+            "default": entry.default_name,
+            "description": "模型名",
+        },
+    }
+    schema["properties"] = {**head, **props}
+    required = schema["required"]
+    assert isinstance(required, list)
+    schema["required"] = ["llmid", *required]
+    schema["title"] = entry.display_name
+    if entry.description:
+        schema["description"] = entry.description
+    return schema

@@ -1,0 +1,117 @@
+"""The canonical chat request and usage, and the pure parsing every dialect shares.
+
+The canonical body *is* an OpenAI chat body: every upstream we relay to speaks it, and keeping the
+client's dict (unknown fields included) is what lets vendor extensions pass through unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from llmage.domain.errors import InvalidParameter, InvalidRequest, MissingParameter
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    model: str  # as the client named it: a model name or an llmid
+    body: dict[str, Any]  # OpenAI chat body; `model` is rewritten per channel by the adapter
+    stream: bool
+    include_usage: bool  # did the client ask for the final usage chunk?
+    max_tokens: int | None
+    n: int = 1
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def from_openai(cls, usage: Mapping[str, Any] | None) -> Usage | None:
+        if not isinstance(usage, Mapping):
+            return None
+        details = usage.get("prompt_tokens_details")
+        cached = details.get("cached_tokens") if isinstance(details, Mapping) else None
+        return cls(
+            prompt_tokens=_int(usage.get("prompt_tokens")),
+            completion_tokens=_int(usage.get("completion_tokens")),
+            cached_tokens=_int(cached),
+        )
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _positive_int(body: Mapping[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidParameter(f"'{name}' must be a positive integer", param=name)
+    return value
+
+
+def parse_chat_body(body: Any) -> ChatRequest:
+    """Validate the parts of an OpenAI chat body that billing and routing depend on."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("Request body must be a JSON object")
+    model = body.get("model")
+    if model is None or model == "":
+        raise MissingParameter("model")
+    if not isinstance(model, str):
+        raise InvalidParameter("'model' must be a string", param="model")
+    messages = body.get("messages")
+    if messages is None:
+        raise MissingParameter("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidParameter("'messages' must be a non-empty array", param="messages")
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict) or not isinstance(msg.get("role"), str):
+            raise InvalidParameter(
+                f"'messages[{i}]' must be an object with a string 'role'", param=f"messages[{i}]"
+            )
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise InvalidParameter("'stream' must be a boolean", param="stream")
+    opts = body.get("stream_options")
+    if opts is not None and not isinstance(opts, dict):
+        raise InvalidParameter("'stream_options' must be an object", param="stream_options")
+    include_usage = bool(opts and opts.get("include_usage"))
+    max_tokens = _positive_int(body, "max_completion_tokens") or _positive_int(body, "max_tokens")
+    n = _positive_int(body, "n") or 1
+    if n > 16:
+        raise InvalidParameter("'n' must be at most 16", param="n", allowed=(1, 16))
+    return ChatRequest(model, body, stream, include_usage, max_tokens, n)
+
+
+def native_to_chat_body(body: Any) -> dict[str, Any]:
+    """Seed 000/001 form: `prompt` (+ `sys_prompt`) instead of `messages`; other fields pass."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("Request body must be a JSON object")
+    if "messages" in body:
+        return body
+    prompt = body.get("prompt")
+    if prompt is None or prompt == "":
+        raise MissingParameter("prompt")
+    if not isinstance(prompt, str):
+        raise InvalidParameter("'prompt' must be a string", param="prompt")
+    sys_prompt = body.get("sys_prompt")
+    if sys_prompt is not None and not isinstance(sys_prompt, str):
+        raise InvalidParameter("'sys_prompt' must be a string", param="sys_prompt")
+    messages: list[dict[str, Any]] = []
+    if sys_prompt:
+        messages.append({"role": "system", "content": sys_prompt})
+    messages.append({"role": "user", "content": prompt})
+    out = {k: v for k, v in body.items() if k not in ("prompt", "sys_prompt")}
+    out["messages"] = messages
+    return out

@@ -1,0 +1,140 @@
+"""The one error hierarchy. Each dialect maps it to its own wire shape in exactly one place."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+
+
+class LlmageError(Exception):
+    """Base of every error a client may see. `status` is the HTTP status for all dialects."""
+
+    status: int = 400
+    type: str = "invalid_request_error"  # OpenAI error `type`
+    code: str | None = None  # OpenAI error `code`
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        allowed: Sequence[object] | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.allowed = tuple(allowed) if allowed is not None else None
+        if code is not None:
+            self.code = code
+
+
+class InvalidApiKey(LlmageError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+    def __init__(self, message: str = "Invalid API Key") -> None:
+        super().__init__(message)
+
+
+class PermissionDenied(LlmageError):
+    status = 403
+    type = "permission_error"
+    code = "model_not_allowed"
+
+
+class InvalidRequest(LlmageError):
+    """Malformed body, wrong types, values out of range."""
+
+
+class MissingParameter(InvalidRequest):
+    code = "missing_required_parameter"
+
+    def __init__(self, param: str) -> None:
+        super().__init__(f"Missing required parameter: {param}", param=param)
+
+
+class InvalidParameter(InvalidRequest):
+    code = "invalid_value"
+
+
+class PayloadTooLarge(LlmageError):
+    status = 413
+    code = "payload_too_large"
+
+
+class NotFound(LlmageError):
+    status = 404
+    code = "not_found"
+
+
+class UnknownModel(NotFound):
+    code = "model_not_found"
+
+    def __init__(self, model: str, allowed: Sequence[str] | None = None) -> None:
+        super().__init__(
+            f"The model '{model}' does not exist or is not available",
+            param="model",
+            allowed=allowed,
+        )
+
+
+class Conflict(LlmageError):
+    status = 409
+    code = "conflict"
+
+
+class InsufficientBalance(LlmageError):
+    """Not retryable: the SDKs must not hammer an empty account (see x-should-retry)."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+
+    def __init__(self, message: str = "Insufficient balance") -> None:
+        super().__init__(message)
+
+
+class SpendLimitExceeded(InsufficientBalance):
+    def __init__(self) -> None:
+        super().__init__("API key spend limit reached")
+
+
+class ServiceUnavailable(LlmageError):
+    status = 503
+    type = "server_error"
+    code = "no_available_channel"
+
+
+class UpstreamKind(StrEnum):
+    """What went wrong upstream; decides retry on another channel and what the client sees."""
+
+    RETRYABLE = "retryable"  # connect error, 5xx, 429 from upstream: try the next channel
+    AUTH = "auth"  # our credential is bad: an operator problem, not the user's
+    QUOTA = "upstream_quota"  # our upstream account is out of money
+    BAD_REQUEST = "bad_request"  # the user's request was refused as invalid
+    CONTENT_POLICY = "content_policy"
+    UPSTREAM_BUG = "upstream_bug"  # unparseable answer, protocol violation
+    TIMEOUT = "timeout"
+
+
+class UpstreamError(LlmageError):
+    status = 502
+    type = "upstream_error"
+
+    def __init__(self, kind: UpstreamKind, message: str, *, upstream_status: int | None = None):
+        # Only the user's own mistakes are shown as 4xx; the message never carries credentials.
+        super().__init__(message, code=kind.value)
+        self.kind = kind
+        self.upstream_status = upstream_status
+        if kind in (UpstreamKind.BAD_REQUEST, UpstreamKind.CONTENT_POLICY):
+            self.status = 400
+            self.type = "invalid_request_error"
+        elif kind is UpstreamKind.TIMEOUT:
+            self.status = 504
+
+    @property
+    def retryable(self) -> bool:
+        # A timeout is not retried: the upstream may still be working (and billing us) on it.
+        return self.kind in (UpstreamKind.RETRYABLE, UpstreamKind.QUOTA, UpstreamKind.AUTH)

@@ -1,0 +1,40 @@
+"""Prometheus metrics. One registry per process; names are stable for dashboards."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+REQUESTS = Counter(
+    "llmage_requests_total",
+    "HTTP requests by route and status",
+    ["route", "status"],
+    registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "llmage_request_seconds",
+    "Time to response headers, by route",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+UPSTREAM_ERRORS = Counter(
+    "llmage_upstream_errors_total",
+    "Upstream failures by provider and kind",
+    ["provider", "kind"],
+    registry=REGISTRY,
+)
+HOLDS = Counter(
+    "llmage_holds_total",
+    "Holds by outcome: opened, captured, released, rejected",
+    ["outcome"],
+    registry=REGISTRY,
+)
+OPEN_HOLDS = Gauge(
+    "llmage_open_holds", "Holds opened by this process and not yet settled", registry=REGISTRY
+)
+CHARGED = Counter(
+    "llmage_charged_micros_total", "Money captured, micro-units", ["kind"], registry=REGISTRY
+)
+TOKENS = Counter("llmage_tokens_total", "Tokens billed", ["model", "direction"], registry=REGISTRY)

@@ -1,0 +1,140 @@
+"""Any OpenAI-compatible chat endpoint (DashScope compatible-mode, Ark, DeepSeek, OpenAI, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+import orjson
+
+from llmage.domain.errors import UpstreamError, UpstreamKind
+from llmage.providers.contract import Channel
+from llmage.providers.transport import Transport, scrub
+
+_POLICY_MARKERS = ("data_inspection_failed", "content_filter", "sensitive", "moderation")
+_QUOTA_MARKERS = ("insufficient_quota", "arrearage", "accountoverdue", "quota")
+
+
+def classify(status: int, body: bytes) -> UpstreamError:
+    """Map an upstream HTTP error to one error kind; only user-caused errors keep their text."""
+    text = body.decode("utf-8", "replace")
+    message = text
+    try:
+        parsed = orjson.loads(body)
+        err = parsed.get("error", parsed) if isinstance(parsed, dict) else parsed
+        if isinstance(err, dict):
+            message = str(err.get("message") or err.get("code") or text)
+    except orjson.JSONDecodeError:
+        pass
+    low = text.lower()
+    if status in (401, 403):
+        return UpstreamError(
+            UpstreamKind.AUTH, "Upstream rejected our credentials", upstream_status=status
+        )
+    if status == 402 or (status == 429 and any(m in low for m in _QUOTA_MARKERS)):
+        return UpstreamError(
+            UpstreamKind.QUOTA, "Upstream account quota exhausted", upstream_status=status
+        )
+    if any(m in low for m in _POLICY_MARKERS) and 400 <= status < 500:
+        return UpstreamError(UpstreamKind.CONTENT_POLICY, scrub(message), upstream_status=status)
+    if status in (400, 413, 422):
+        return UpstreamError(UpstreamKind.BAD_REQUEST, scrub(message), upstream_status=status)
+    if status == 429 or status >= 500 or status == 404:
+        return UpstreamError(
+            UpstreamKind.RETRYABLE, f"Upstream error {status}", upstream_status=status
+        )
+    return UpstreamError(
+        UpstreamKind.UPSTREAM_BUG, f"Unexpected upstream status {status}", upstream_status=status
+    )
+
+
+class OpenAICompatProvider:
+    name = "openai_compat"
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    @staticmethod
+    def _url(channel: Channel) -> str:
+        return channel.base_url.rstrip("/") + "/chat/completions"
+
+    @staticmethod
+    def _headers(channel: Channel, stream: bool) -> Mapping[str, str]:
+        h = {"Content-Type": "application/json"}
+        if channel.api_key:
+            h["Authorization"] = f"Bearer {channel.api_key}"
+        if stream:
+            h["Accept"] = "text/event-stream"
+        return h
+
+    @staticmethod
+    def _body(channel: Channel, body: dict[str, Any], stream: bool) -> bytes:
+        out = dict(body)
+        out["model"] = channel.upstream_model(body["model"])
+        if stream:
+            # Always ask for usage: it is what we bill from. The dialect drops the usage chunk
+            # again if the client did not ask for it.
+            opts = dict(out.get("stream_options") or {})
+            opts["include_usage"] = True
+            out["stream_options"] = opts
+        return orjson.dumps(out)
+
+    async def chat(self, channel: Channel, body: dict[str, Any]) -> dict[str, Any]:
+        resp = await self._transport.request(
+            "POST",
+            self._url(channel),
+            headers=self._headers(channel, False),
+            data=self._body(channel, body, False),
+        )
+        try:
+            raw = await resp.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise UpstreamError(UpstreamKind.TIMEOUT, "Upstream read failed") from exc
+        finally:
+            resp.release()
+        if resp.status != 200:
+            raise classify(resp.status, raw)
+        try:
+            result = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError(UpstreamKind.UPSTREAM_BUG, "Upstream sent invalid JSON") from exc
+        if not isinstance(result, dict) or "choices" not in result:
+            raise UpstreamError(UpstreamKind.UPSTREAM_BUG, "Upstream reply is not a completion")
+        return result
+
+    async def chat_stream(
+        self, channel: Channel, body: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        resp = await self._transport.request(
+            "POST",
+            self._url(channel),
+            headers=self._headers(channel, True),
+            data=self._body(channel, body, True),
+        )
+        try:
+            if resp.status != 200:
+                raise classify(resp.status, await resp.read())
+            # Line by line as bytes arrive: nothing is held back beyond one SSE line.
+            async for line in resp.content:
+                if not line.startswith(b"data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == b"[DONE]":
+                    break
+                try:
+                    chunk = orjson.loads(payload)
+                except orjson.JSONDecodeError as exc:
+                    raise UpstreamError(
+                        UpstreamKind.UPSTREAM_BUG, "Upstream sent a bad chunk"
+                    ) from exc
+                if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
+                    err = chunk["error"]
+                    msg = err.get("message") if isinstance(err, dict) else str(err)
+                    raise UpstreamError(UpstreamKind.UPSTREAM_BUG, scrub(str(msg)))
+                yield chunk
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise UpstreamError(UpstreamKind.TIMEOUT, "Upstream stream broke") from exc
+        finally:
+            # Early close (client went away) must not leave the upstream generating for nobody.
+            resp.close() if not resp.content.at_eof() else resp.release()

@@ -1,0 +1,76 @@
+"""Account operations shared by the CLI, the demo and (later) the console."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from llmage.auth.keys import generate_key, hash_key, key_prefix
+from llmage.auth.passwords import hash_password
+from llmage.domain.errors import Conflict, InvalidParameter, NotFound
+from llmage.services.platform import Platform
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    id: int
+    key: str  # shown once
+    prefix: str
+
+
+class AccountService:
+    def __init__(self, platform: Platform) -> None:
+        self._p = platform
+
+    async def create_user(
+        self, username: str, password: str, *, role: str = "user", email: str | None = None
+    ) -> int:
+        if role not in ("user", "admin"):
+            raise InvalidParameter(
+                "role must be 'user' or 'admin'", param="role", allowed=("user", "admin")
+            )
+        if len(password) < 8:
+            raise InvalidParameter("password must have at least 8 characters", param="password")
+        if await self._p.accounts.user_by_name(username):
+            raise Conflict(f"user '{username}' already exists", param="username")
+        return await self._p.accounts.create_user(
+            username, hash_password(password), role=role, email=email
+        )
+
+    async def user_id(self, username_or_id: str) -> int:
+        user = await self._p.accounts.user_by_name(username_or_id)
+        if user is None and username_or_id.isdigit():
+            user = await self._p.accounts.user_by_id(int(username_or_id))
+        if user is None:
+            raise NotFound(f"no user '{username_or_id}'")
+        return user.id
+
+    async def create_key(
+        self,
+        user_id: int,
+        *,
+        name: str,
+        expires_in_days: float | None = None,
+        models: list[str] | None = None,
+        spend_limit: int | None = None,
+        value: str | None = None,
+    ) -> NewKey:
+        key = value or generate_key()
+        if not key.startswith("sk-") or len(key) < 20:
+            raise InvalidParameter("an API key must start with 'sk-' and have 20+ characters")
+        expires = int((time.time() + expires_in_days * 86400) * 1000) if expires_in_days else None
+        key_id = await self._p.accounts.create_key(
+            user_id,
+            name=name,
+            prefix=key_prefix(key),
+            key_hash=hash_key(key),
+            expires_at=expires,
+            models=models,
+            spend_limit=spend_limit,
+        )
+        return NewKey(key_id, key, key_prefix(key))
+
+    async def revoke_key(self, key_id: int, user_id: int | None = None) -> None:
+        if not await self._p.accounts.revoke_key(key_id, user_id):
+            raise NotFound(f"no active key {key_id}")
+        self._p.keys.invalidate()

@@ -1,0 +1,339 @@
+"""Chat, top to bottom: authenticate → resolve model → route → hold → call → settle.
+
+Every dialect calls `complete` or `stream` with a canonical request and renders the result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmage.billing.ledger import Hold, Ledger
+from llmage.db.money_store import Stmt, now_ms
+from llmage.db.repos.accounts import KeyAuth
+from llmage.db.repos.usage import UsageRecord, usage_insert
+from llmage.domain.catalog import Catalog, ChatPrice, ModelEntry
+from llmage.domain.chat import ChatRequest, Usage
+from llmage.domain.errors import (
+    InsufficientBalance,
+    LlmageError,
+    NotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+    UnknownModel,
+    UpstreamError,
+)
+from llmage.domain.ids import public_id
+from llmage.domain.money import token_cost
+from llmage.domain.tokens import estimate_tokens, prompt_text, prompt_token_ceiling
+from llmage.observability import metrics
+from llmage.providers.contract import Channel
+from llmage.providers.registry import ProviderRegistry
+from llmage.services.routing import ChannelDirectory
+
+log = logging.getLogger(__name__)
+
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+
+@dataclass(slots=True)
+class ChatContext:
+    """Everything settled about a request before the upstream call."""
+
+    auth: KeyAuth
+    req: ChatRequest
+    entry: ModelEntry
+    model: str  # concrete catalog model name, shown to the client
+    price: ChatPrice
+    hold: Hold
+    usage_id: str
+    dialect: str
+    started: float
+    channel: Channel | None = None
+
+
+@dataclass(slots=True)
+class ChatResult:
+    usage_id: str
+    model: str
+    body: dict[str, Any]
+    usage: Usage
+
+
+@dataclass(slots=True)
+class StreamMeter:
+    """What a stream relayed so far: enough to bill it if it is cut before upstream usage."""
+
+    usage: Usage | None = None
+    cjk: int = 0
+    other: int = 0
+    finished: bool = False
+
+    def add(self, text: str) -> None:
+        n = len(_CJK.findall(text))
+        self.cjk += n
+        self.other += len(text) - n
+
+    def estimated_completion(self) -> int:
+        return self.cjk + -(-self.other // 4)
+
+
+@dataclass(slots=True)
+class ChatStream:
+    usage_id: str
+    model: str
+    chunks: AsyncIterator[dict[str, Any]]
+    meter: StreamMeter = field(default_factory=StreamMeter)
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        directory: ChannelDirectory,
+        providers: ProviderRegistry,
+        ledger: Ledger,
+        default_max_tokens: int,
+        attachment_tokens: int,
+    ) -> None:
+        self._catalog = catalog
+        self._directory = directory
+        self._providers = providers
+        self._ledger = ledger
+        self._default_max_tokens = default_max_tokens
+        self._attachment_tokens = attachment_tokens
+
+    # -- before the upstream call -------------------------------------------------------------
+
+    def _resolve(self, auth: KeyAuth, req: ChatRequest) -> tuple[ModelEntry, str, ChatPrice]:
+        found = self._catalog.chat_model(req.model)
+        if found is None:
+            raise UnknownModel(req.model)
+        entry, model = found
+        if auth.models is not None and not ({req.model, model, entry.llmid} & auth.models):
+            raise PermissionDenied(f"This API key may not use model '{req.model}'", param="model")
+        assert isinstance(entry.price, ChatPrice)
+        return entry, model, entry.price
+
+    def quote(self, req: ChatRequest, entry: ModelEntry, price: ChatPrice) -> int:
+        """Worst case: every prompt byte a token, and the whole completion budget per choice."""
+        max_tokens = req.max_tokens or entry.max_output_tokens or self._default_max_tokens
+        prompt = prompt_token_ceiling(req.body["messages"], self._attachment_tokens)
+        return token_cost(prompt, price.input_per_mtok) + token_cost(
+            max_tokens * req.n, price.output_per_mtok
+        )
+
+    async def _prepare(
+        self, auth: KeyAuth, req: ChatRequest, dialect: str, platform: str | None
+    ) -> tuple[ChatContext, list[Channel]]:
+        started = time.perf_counter()
+        entry, model, price = self._resolve(auth, req)
+        channels = await self._directory.candidates((model, entry.llmid), platform=platform)
+        if not channels:
+            if platform is not None and platform not in await self._directory.platforms():
+                raise NotFound(f"Unknown platform '{platform}'", param="platform")
+            raise ServiceUnavailable(f"No upstream channel is serving model '{model}'")
+        if req.max_tokens is None:
+            # The hold covers this many completion tokens, so the upstream must not exceed it.
+            req.body["max_tokens"] = entry.max_output_tokens or self._default_max_tokens
+        req.body["model"] = model
+        usage_id = public_id()
+        try:
+            hold = await self._ledger.hold(
+                user_id=auth.user_id,
+                key_id=auth.key_id,
+                amount=self.quote(req, entry, price),
+                purpose="chat",
+                ref=usage_id,
+            )
+        except InsufficientBalance:
+            metrics.HOLDS.labels("rejected").inc()
+            raise
+        metrics.HOLDS.labels("opened").inc()
+        metrics.OPEN_HOLDS.inc()
+        ctx = ChatContext(auth, req, entry, model, price, hold, usage_id, dialect, started)
+        return ctx, channels
+
+    # -- settlement ---------------------------------------------------------------------------
+
+    def _settlement(
+        self, ctx: ChatContext, usage: Usage, *, status: str, estimated: bool, error: str | None
+    ) -> list[Stmt]:
+        amount = min(
+            token_cost(usage.prompt_tokens, ctx.price.input_per_mtok)
+            + token_cost(usage.completion_tokens, ctx.price.output_per_mtok),
+            ctx.hold.amount,
+        )
+        record = UsageRecord(
+            id=ctx.usage_id,
+            user_id=ctx.auth.user_id,
+            key_id=ctx.auth.key_id,
+            hold_id=ctx.hold.id,
+            model=ctx.model,
+            llmid=ctx.entry.llmid,
+            channel_id=ctx.channel.id if ctx.channel else None,
+            dialect=ctx.dialect,
+            stream=ctx.req.stream,
+            status=status,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens,
+            amount=amount,
+            estimated=estimated,
+            latency_ms=int((time.perf_counter() - ctx.started) * 1000),
+            error=error,
+            created_at=now_ms(),
+        )
+        metrics.OPEN_HOLDS.dec()
+        metrics.HOLDS.labels("captured" if amount else "released").inc()
+        if amount:
+            metrics.CHARGED.labels("chat").inc(amount)
+            metrics.TOKENS.labels(ctx.model, "prompt").inc(usage.prompt_tokens)
+            metrics.TOKENS.labels(ctx.model, "completion").inc(usage.completion_tokens)
+        return self._ledger.settle_program(ctx.hold, amount, [usage_insert(record)])
+
+    async def _release(self, ctx: ChatContext, error: LlmageError) -> None:
+        stmts = self._settlement(ctx, Usage(), status="error", estimated=False, error=error.message)
+        await self._ledger.run(stmts, ctx.auth.user_id)
+
+    def _estimate(self, ctx: ChatContext, meter: StreamMeter) -> Usage:
+        return Usage(
+            prompt_tokens=estimate_tokens(prompt_text(ctx.req.body["messages"])),
+            completion_tokens=meter.estimated_completion(),
+        )
+
+    # -- the two entry points -----------------------------------------------------------------
+
+    async def complete(
+        self, auth: KeyAuth, req: ChatRequest, *, dialect: str, platform: str | None = None
+    ) -> ChatResult:
+        ctx, channels = await self._prepare(auth, req, dialect, platform)
+        try:
+            body = await self._call(ctx, channels)
+        except LlmageError as exc:
+            await self._release(ctx, exc)
+            raise
+        except BaseException:
+            # Cancelled (client gone) or a bug: the hold must still end, in the background.
+            self._ledger.submit(
+                self._settlement(ctx, Usage(), status="cancelled", estimated=False, error=None),
+                ctx.auth.user_id,
+            )
+            raise
+        usage = Usage.from_openai(body.get("usage"))
+        estimated = usage is None
+        if usage is None:
+            text = "".join(
+                str((c.get("message") or {}).get("content") or "") for c in body["choices"]
+            )
+            meter = StreamMeter()
+            meter.add(text)
+            usage = self._estimate(ctx, meter)
+        body["model"] = ctx.model
+        await self._ledger.run(
+            self._settlement(ctx, usage, status="ok", estimated=estimated, error=None),
+            ctx.auth.user_id,
+        )
+        return ChatResult(ctx.usage_id, ctx.model, body, usage)
+
+    async def _call(self, ctx: ChatContext, channels: list[Channel]) -> dict[str, Any]:
+        last: UpstreamError | None = None
+        for channel in channels:
+            provider = self._providers.chat(channel.provider)
+            if provider is None:
+                continue
+            ctx.channel = channel
+            try:
+                return await provider.chat(channel, ctx.req.body)
+            except UpstreamError as exc:
+                metrics.UPSTREAM_ERRORS.labels(channel.provider, exc.kind.value).inc()
+                last = exc
+                if not exc.retryable:
+                    raise
+        raise last or ServiceUnavailable("No provider can serve this channel")
+
+    async def stream(
+        self, auth: KeyAuth, req: ChatRequest, *, dialect: str, platform: str | None = None
+    ) -> ChatStream:
+        """Opens the upstream stream (failing over until one answers), then hands back an
+        iterator that must be closed; closing it settles the hold exactly once."""
+        ctx, channels = await self._prepare(auth, req, dialect, platform)
+        last: UpstreamError | None = None
+        for channel in channels:
+            provider = self._providers.chat(channel.provider)
+            if provider is None:
+                continue
+            ctx.channel = channel
+            upstream = provider.chat_stream(channel, ctx.req.body)
+            try:
+                first = await anext(upstream)
+            except StopAsyncIteration:
+                first = None
+            except UpstreamError as exc:
+                metrics.UPSTREAM_ERRORS.labels(channel.provider, exc.kind.value).inc()
+                last = exc
+                if exc.retryable:
+                    continue
+                break
+            except BaseException:
+                self._ledger.submit(
+                    self._settlement(ctx, Usage(), status="cancelled", estimated=False, error=None),
+                    ctx.auth.user_id,
+                )
+                raise
+            meter = StreamMeter()
+            return ChatStream(
+                ctx.usage_id, ctx.model, self._relay(ctx, upstream, first, meter), meter
+            )
+        error = last or ServiceUnavailable("No provider can serve this channel")
+        await self._release(ctx, error)
+        raise error
+
+    async def _relay(
+        self,
+        ctx: ChatContext,
+        upstream: AsyncIterator[dict[str, Any]],
+        first: dict[str, Any] | None,
+        meter: StreamMeter,
+    ) -> AsyncIterator[dict[str, Any]]:
+        status, error = "cancelled", None
+        try:
+            chunk = first
+            while chunk is not None:
+                chunk["model"] = ctx.model
+                usage = chunk.get("usage")
+                if usage:
+                    meter.usage = Usage.from_openai(usage)
+                for choice in chunk.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    for key in ("content", "reasoning_content"):
+                        piece = delta.get(key)
+                        if piece:
+                            meter.add(piece)
+                yield chunk
+                chunk = await anext(upstream, None)
+            status = "ok"
+        except UpstreamError as exc:
+            status, error = "error", exc.message
+            metrics.UPSTREAM_ERRORS.labels(
+                ctx.channel.provider if ctx.channel else "?", exc.kind.value
+            ).inc()
+            raise
+        finally:
+            meter.finished = True
+            estimated = meter.usage is None
+            usage = meter.usage or self._estimate(ctx, meter)
+            # Not awaited: this may run inside a cancelled task (client disconnect), and the
+            # settlement must happen regardless. The money store owns it from here.
+            self._ledger.submit(
+                self._settlement(ctx, usage, status=status, estimated=estimated, error=error),
+                ctx.auth.user_id,
+            )
+            with contextlib.suppress(BaseException):
+                await upstream.aclose()  # type: ignore[attr-defined]

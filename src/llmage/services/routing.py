@@ -1,0 +1,94 @@
+"""Which channels may serve a request, in the order to try them.
+
+Channels are read from the database at most every `ttl` seconds (one query, shared by all
+requests); credentials are decrypted once per reload, not per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Iterable
+
+from llmage.auth.crypto import CredentialBox
+from llmage.db.repos.channels import ChannelRepo, ChannelRow
+from llmage.providers.contract import Channel
+
+log = logging.getLogger(__name__)
+
+
+def order_channels(channels: Iterable[Channel], rng: random.Random) -> list[Channel]:
+    """Highest priority first; inside one priority, a weighted random order (failover order)."""
+    by_priority: dict[int, list[Channel]] = {}
+    for ch in channels:
+        by_priority.setdefault(ch.priority, []).append(ch)
+    ordered: list[Channel] = []
+    for prio in sorted(by_priority, reverse=True):
+        group = by_priority[prio]
+        # Efraimidis–Spirakis: key = u^(1/w), sorted descending, is a weighted shuffle.
+        ordered.extend(
+            sorted(group, key=lambda c: rng.random() ** (1.0 / max(c.weight, 1)), reverse=True)
+        )
+    return ordered
+
+
+class ChannelDirectory:
+    def __init__(self, repo: ChannelRepo, box: CredentialBox, ttl: float) -> None:
+        self._repo = repo
+        self._box = box
+        self._ttl = ttl
+        self._channels: list[Channel] = []
+        self._expires = 0.0
+        self._lock = asyncio.Lock()
+        self._rng = random.Random()
+
+    def _decrypt(self, row: ChannelRow) -> Channel | None:
+        try:
+            key = self._box.open(row.credential_enc) if row.credential_enc else None
+        except ValueError:
+            log.error("channel %s: credential cannot be decrypted; channel skipped", row.name)
+            return None
+        return Channel(
+            id=row.id,
+            name=row.name,
+            provider=row.provider,
+            platform=row.platform,
+            base_url=row.base_url,
+            api_key=key,
+            models=frozenset(row.models),
+            model_map=row.model_map,
+            options=row.options,
+            priority=row.priority,
+            weight=row.weight,
+        )
+
+    async def all(self) -> list[Channel]:
+        if time.monotonic() >= self._expires:
+            async with self._lock:
+                if time.monotonic() >= self._expires:
+                    rows = await self._repo.list(enabled_only=True)
+                    self._channels = [c for r in rows if (c := self._decrypt(r)) is not None]
+                    self._expires = time.monotonic() + self._ttl
+        return self._channels
+
+    def invalidate(self) -> None:
+        self._expires = 0.0
+
+    async def candidates(
+        self, names: Iterable[str], *, platform: str | None = None, providers: Iterable[str] = ()
+    ) -> list[Channel]:
+        wanted = set(names)
+        allowed = set(providers)
+        found = [
+            c
+            for c in await self.all()
+            if (wanted & c.models or "*" in c.models)
+            and (platform is None or c.platform == platform)
+            and (not allowed or c.provider in allowed)
+        ]
+        return order_channels(found, self._rng)
+
+    async def platforms(self) -> set[str]:
+        return {c.platform for c in await self.all()}
