@@ -91,6 +91,19 @@ def mock_chat_count(port: int) -> int:
     return int(json.loads(raw)["chat_requests"])
 
 
+def settle(mock_port: int, limit_s: float = 5.0) -> None:
+    """Wait until the gateway stops forwarding requests wrk abandoned at its
+    deadline, so one run's leftovers don't land in the next run's CPU window."""
+    deadline = time.monotonic() + limit_s
+    last = mock_chat_count(mock_port)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = mock_chat_count(mock_port)
+        if now == last:
+            return
+        last = now
+
+
 def smoke_check(target: Target) -> dict[str, Any]:
     """One request of each kind before loading: a gateway answering errors fast
     would otherwise look like a fast gateway."""
@@ -195,6 +208,7 @@ def measure(
     if warmup > 0:
         # Warms caches, connection pools and (for LiteLLM) lazy imports; discarded.
         wrk.run(target.url, script, conc, warmup)
+    settle(mock_port)
     up0 = mock_chat_count(mock_port)
     cpu0 = procs.tree_cpu_seconds(target.cpu_pid)
     mock0 = procs.tree_cpu_seconds(mock_proc.pid)
@@ -202,7 +216,7 @@ def measure(
     cpu1 = procs.tree_cpu_seconds(target.cpu_pid)
     mock1 = procs.tree_cpu_seconds(mock_proc.pid)
     # wrk stops at the deadline with requests in flight; let them land first.
-    time.sleep(0.3)
+    settle(mock_port)
     upstream = mock_chat_count(mock_port) - up0
     cpu = cpu1 - cpu0
     ok = max(res.requests - res.errors_status, 0)
