@@ -79,14 +79,14 @@ class EventStreamResponse(Response):
         self.status_code = 200
         self.background = None
         self._events = events
-        self._headers = [
+        self._sse_headers = [
             (b"content-type", b"text/event-stream; charset=utf-8"),
             (b"cache-control", b"no-cache"),
             (b"x-accel-buffering", b"no"),
         ] + [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self._headers})
+        await send({"type": "http.response.start", "status": 200, "headers": self._sse_headers})
         pump = asyncio.create_task(self._pump(send))
         watch = asyncio.create_task(self._watch(receive))
         try:

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything the project needs into ./.venv (idempotent). Debian packages it needs
+# (curl for the examples, ffmpeg for media, wrk for benchmarks) come from apt when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+if [ "${LLMAGE_INSTALL_BENCH:-0}" = "1" ]; then
+  command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = "0" ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+  fi
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip 2>/dev/null || true
+.venv/bin/python -m pip install -q -e ".[dev]"
