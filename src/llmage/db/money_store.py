@@ -6,6 +6,9 @@ Through SQLAlchemy + aiosqlite every statement is a thread hop and ~100 µs of P
 where each statement costs microseconds. Every program still runs its own conditional updates in
 order inside a SAVEPOINT, so admission stays one atomic `... WHERE available >= :amount` per hold;
 batching only shares the commit. PostgreSQL runs the same SQL through asyncpg.
+
+Both stores drain everything queued before `close()` returns: queued programs are holds and
+settlements of real requests.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -122,43 +126,113 @@ def _log_unexpected(fut: asyncio.Future[None]) -> None:
         log.error("background money program failed: %r", exc)
 
 
-class SqliteMoneyStore(_BatchingStore):
-    """One writer connection in one thread; the event loop never blocks on SQLite."""
+class SqliteMoneyStore:
+    """One writer thread owning one SQLite connection.
+
+    Requests put programs on a SimpleQueue (a C-level put, no executor, no task); the thread
+    takes everything queued, runs it as one transaction and hands all results back to the event
+    loop with a single call_soon_threadsafe. Whatever arrives during a commit forms the next
+    batch, so the commit cost is shared under load and a lone request waits for one commit only.
+    The fsync of `synchronous=FULL` happens in this thread with the GIL released: the event loop
+    never blocks on the disk.
+    """
 
     def __init__(self, path: str, synchronous: str = "FULL") -> None:
-        super().__init__()
         self._path = path
         self._synchronous = synchronous
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
-        self._conn: sqlite3.Connection | None = None
+        self._queue: queue.SimpleQueue[Program | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending = 0
+        self._idle: asyncio.Event | None = None
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._conn = await loop.run_in_executor(self._pool, self._connect)
-        await super().start()
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self._synchronous}")
-        conn.execute("PRAGMA busy_timeout=10000")
-        conn.execute("PRAGMA foreign_keys=ON")
-        return conn
+        self._loop = asyncio.get_running_loop()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        ready: asyncio.Future[None] = self._loop.create_future()
+        self._thread = threading.Thread(
+            target=self._writer, args=(ready,), name="sqlite-writer", daemon=True
+        )
+        self._thread.start()
+        await ready
 
     async def close(self) -> None:
-        await super().close()
-        if self._conn is not None:
-            await asyncio.get_running_loop().run_in_executor(self._pool, self._conn.close)
-            self._conn = None
-        self._pool.shutdown(wait=True)
+        if self._thread is None:
+            return
+        assert self._idle is not None
+        await self._idle.wait()  # queued holds and settlements of real requests finish first
+        self._queue.put(None)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
 
-    async def _execute(self, batch: list[Program]) -> list[Exception | None]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._execute_sync, batch)
+    def _enqueue(self, stmts: Sequence[Stmt], lock_order: int) -> asyncio.Future[None]:
+        if self._thread is None or self._loop is None or self._idle is None:
+            raise RuntimeError("money store not started")
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._pending += 1
+        self._idle.clear()
+        self._queue.put(Program(stmts, lock_order, fut))
+        return fut
 
-    def _execute_sync(self, batch: list[Program]) -> list[Exception | None]:
-        conn = self._conn
-        assert conn is not None
+    async def run(self, stmts: Sequence[Stmt], lock_order: int = 0) -> None:
+        await self._enqueue(stmts, lock_order)
+
+    def submit(self, stmts: Sequence[Stmt], lock_order: int = 0) -> asyncio.Future[None]:
+        fut = self._enqueue(stmts, lock_order)
+        fut.add_done_callback(_log_unexpected)
+        return fut
+
+    def _resolve(self, batch: list[Program], results: list[Exception | None]) -> None:
+        for prog, result in zip(batch, results, strict=True):
+            fut = prog.future
+            if fut is not None and not fut.done():
+                if result is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(result)
+        self._pending -= len(batch)
+        if self._pending == 0 and self._idle is not None:
+            self._idle.set()
+
+    def _writer(self, ready: asyncio.Future[None]) -> None:
+        loop = self._loop
+        assert loop is not None
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("PRAGMA busy_timeout=10000")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except Exception as exc:
+            loop.call_soon_threadsafe(ready.set_exception, exc)
+            return
+        loop.call_soon_threadsafe(ready.set_result, None)
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < _MAX_BATCH:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            try:
+                results = self._execute(conn, batch)
+            except Exception as exc:  # the transaction failed: every program fails with it
+                log.exception("money batch failed")
+                results = [exc] * len(batch)
+            loop.call_soon_threadsafe(self._resolve, batch, results)
+        conn.close()
+
+    @staticmethod
+    def _execute(conn: sqlite3.Connection, batch: list[Program]) -> list[Exception | None]:
         results: list[Exception | None] = []
         # IMMEDIATE takes the write lock up front so a concurrent CLI writer waits (busy_timeout)
         # instead of failing mid-transaction.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -16,6 +16,18 @@ from starlette.types import Receive, Scope, Send
 from llmage.db.repos.accounts import KeyAuth
 from llmage.domain.errors import InvalidRequest, PayloadTooLarge
 from llmage.services.platform import Platform
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def lean(endpoint: Endpoint) -> Endpoint:
+    """Mark a hot endpoint (signature: request only) to be served by a plain Starlette route.
+
+    FastAPI still registers it, so it stays in /docs; the app puts a Starlette Route for the same
+    path in front (see app.py), which skips FastAPI's dependency machinery on every request.
+    """
+    endpoint.__dict__["lean"] = True
+    return endpoint
 
 
 class JSONBytes(Response):

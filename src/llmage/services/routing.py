@@ -43,6 +43,7 @@ class ChannelDirectory:
         self._expires = 0.0
         self._lock = asyncio.Lock()
         self._rng = random.Random()
+        self._matches: dict[tuple[frozenset[str], str | None], list[Channel]] = {}
 
     def _decrypt(self, row: ChannelRow) -> Channel | None:
         try:
@@ -70,6 +71,7 @@ class ChannelDirectory:
                 if time.monotonic() >= self._expires:
                     rows = await self._repo.list(enabled_only=True)
                     self._channels = [c for r in rows if (c := self._decrypt(r)) is not None]
+                    self._matches = {}
                     self._expires = time.monotonic() + self._ttl
         return self._channels
 
@@ -77,18 +79,21 @@ class ChannelDirectory:
         self._expires = 0.0
 
     async def candidates(
-        self, names: Iterable[str], *, platform: str | None = None, providers: Iterable[str] = ()
+        self, names: Iterable[str], *, platform: str | None = None
     ) -> list[Channel]:
-        wanted = set(names)
-        allowed = set(providers)
-        found = [
-            c
-            for c in await self.all()
-            if (wanted & c.models or "*" in c.models)
-            and (platform is None or c.platform == platform)
-            and (not allowed or c.provider in allowed)
-        ]
-        return order_channels(found, self._rng)
+        channels = await self.all()
+        key = (frozenset(names), platform)
+        found = self._matches.get(key)
+        if found is None:
+            # Filtering is per reload, not per request: requests only reshuffle the result.
+            found = [
+                c
+                for c in channels
+                if (key[0] & c.models or "*" in c.models)
+                and (platform is None or c.platform == platform)
+            ]
+            self._matches[key] = found
+        return found if len(found) < 2 else order_channels(found, self._rng)
 
     async def platforms(self) -> set[str]:
         return {c.platform for c in await self.all()}

@@ -16,6 +16,7 @@ from llmage.dialects.http import (
     JSONBytes,
     authenticate,
     body_doc,
+    lean,
     platform_of,
     read_json,
     sse,
@@ -91,6 +92,7 @@ async def _chat(request: Request) -> Response:
     openapi_extra=body_doc(NativeChatDoc),
     summary="Text generation (seed 000)",
 )
+@lean
 async def native_chat(request: Request) -> Response:
     return await _chat(request)
 
@@ -98,6 +100,7 @@ async def native_chat(request: Request) -> Response:
 @router.post(
     "/t2t", openapi_extra=body_doc(NativeChatDoc), summary="Text generation, older path (seed 001)"
 )
+@lean
 async def native_t2t(request: Request) -> Response:
     return await _chat(request)
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from llmage.dialects.http import JSONBytes, authenticate, body_doc, platform_of
+from llmage.dialects.http import JSONBytes, authenticate, body_doc, lean, platform_of
 from llmage.dialects.openai import chat
 from llmage.dialects.openai.translate import models_list
 
@@ -18,6 +18,7 @@ router = APIRouter(prefix="/v1", tags=["OpenAI"])
     openapi_extra=body_doc(chat.ChatCompletionDoc),
     summary="Chat completion (OpenAI format, stream or not)",
 )
+@lean
 async def chat_completions(request: Request) -> Response:
     return await chat.chat_completions(request)
 

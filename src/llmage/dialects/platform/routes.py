@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from llmage.dialects.http import body_doc
+from llmage.dialects.http import body_doc, lean
 from llmage.dialects.openai import chat
 from llmage.domain.errors import NotFound
 
@@ -28,5 +28,6 @@ def _platform(platform: str) -> str:
     openapi_extra=body_doc(chat.ChatCompletionDoc),
     summary="Chat completion on one platform's channels (seed 003)",
 )
-async def platform_chat(platform: str, request: Request) -> Response:
-    return await chat.chat_completions(request, platform=_platform(platform))
+@lean
+async def platform_chat(request: Request) -> Response:
+    return await chat.chat_completions(request, platform=_platform(request.path_params["platform"]))
