@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)  # sim media, covers (storage/video_tools)
 if [ "${LLMAGE_INSTALL_BENCH:-0}" = "1" ]; then
   command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 fi

@@ -19,8 +19,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmage.dialects.http import JSONBytes
+from llmage.dialects.media.routes import router as media_router
 from llmage.dialects.native import errors as native_errors
 from llmage.dialects.native.routes import router as native_router
+from llmage.dialects.native.video import router as native_video_router
 from llmage.dialects.openai import errors as openai_errors
 from llmage.dialects.openai.routes import router as openai_router
 from llmage.dialects.platform.routes import router as platform_router
@@ -78,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         platform = Platform(settings)
-        await platform.start()
+        await platform.start(workers=settings.task_workers)
         app.state.platform = platform
         try:
             yield
@@ -133,6 +135,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(native_router)
+    app.include_router(native_video_router)
+    app.include_router(media_router)
     app.include_router(openai_router)
     app.include_router(platform_router)  # last: its `/{platform}` prefix matches broadly
     # Hot endpoints served by plain Starlette routes placed first, in the same relative order.

@@ -66,12 +66,45 @@ class Settings(BaseSettings):
     sim_latency_ms: float = 0.0
     sim_failure_rate: float = 0.0
     sim_token_delay_ms: float = 0.0
+    sim_task_latency_ms: float = 3000.0  # how long a sim video/image job "runs"
+    # Tasks (asynchronous generation)
+    task_timeout_seconds: int = 3600  # an open task older than this fails and is refunded
+    task_lease_seconds: float = 30.0  # a worker's claim on a task; expired claims are retaken
+    task_lease_batch: int = 200
+    task_concurrency: int = 512  # steps in flight per process
+    task_poll_interval_ms: float = 1000.0  # first poll delay; grows ×1.5 per poll
+    task_poll_max_interval_ms: float = 30000.0
+    task_idle_poll_seconds: float = 0.25
+    task_stop_grace_seconds: float = 5.0
+    task_workers: bool = True  # run the poller and webhook sender in this process
+    max_input_file_bytes: int = 50 * 1024 * 1024
+    max_upload_bytes: int = 200 * 1024 * 1024  # a whole multipart submit
+    webhook_secret: str | None = None  # HMAC key for callbacks; derived from secret_key if unset
+    webhook_retry_base_seconds: float = 5.0
     catalog_file: Path | None = Field(
         None,
         description="JSON catalog replacing the shipped one (same format as catalog/models.json)",
     )
     log_level: str = "INFO"
     log_json: bool = True
+    # Media storage: "local" keeps files under <data_dir>/media; "s3" uses any S3-compatible store
+    storage_backend: str = "local"
+    s3_endpoint: str | None = Field(None, description="e.g. https://s3.example.com (path-style)")
+    s3_bucket: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_region: str = "us-east-1"
+    # Signed media URLs
+    media_url_ttl: int = Field(86400, description="Seconds a signed /media/ link stays valid")
+    media_secret: str | None = Field(
+        None, description="Signs media URLs; derived from the secret key when unset"
+    )
+    # Guarded fetcher for user-supplied URLs (images, videos, webhooks)
+    fetch_allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="host:port pairs exempt from the private-address rule (operator allow-list)",
+    )
+    fetch_timeout_seconds: float = 120.0  # whole exchange: DNS, redirects and body
 
     @classmethod
     def settings_customise_sources(

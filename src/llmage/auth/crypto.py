@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -11,6 +13,11 @@ from cryptography.fernet import Fernet, InvalidToken
 class CredentialBox:
     def __init__(self, key: str | bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = key.encode() if isinstance(key, str) else key
+
+    def derive(self, purpose: str) -> bytes:
+        """A separate secret per purpose (media URLs, webhooks) from the one deployment key."""
+        return hmac.new(self._key, f"llmage:{purpose}".encode(), hashlib.sha256).digest()
 
     @classmethod
     def from_settings(cls, secret_key: str | None, data_dir: Path) -> CredentialBox:

@@ -151,7 +151,7 @@ def key_revoke(key_id: int) -> None:
     click.echo(f"revoked key {key_id}")
 
 
-@click.command("credit")
+@click.command("credit", short_help="Add money to a user's balance (once per --ref).")
 @click.argument("username")
 @click.argument("amount")
 @click.option(

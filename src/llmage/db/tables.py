@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     false,
     true,
 )
@@ -150,4 +151,67 @@ channels = Table(
     Column("weight", Integer, nullable=False, server_default="1"),
     Column("enabled", Boolean, nullable=False, server_default=true()),
     Column("created_at", BigInteger, nullable=False),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", String(32), primary_key=True),  # public id; the upstream id is never shown
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("key_id", Integer, nullable=True),
+    Column("kind", String(8), nullable=False),  # video | image
+    Column("llmid", String(32), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("dialect", String(16), nullable=False),
+    Column("platform", String(32), nullable=True),  # pinned by a /{platform}/v1 route
+    Column("status", String(16), nullable=False),
+    Column("progress", Integer, nullable=False, server_default="0"),
+    Column("params", Text, nullable=False),  # JSON: validated parameters, files as stored refs
+    Column("channel_id", Integer, nullable=True),
+    Column("provider", String(32), nullable=True),
+    Column("upstream_id", String(200), nullable=True),
+    Column("hold_id", String(32), nullable=False),
+    Column("quoted", BigInteger, nullable=False),
+    Column("charged", BigInteger, nullable=True),
+    Column("usage", Text, nullable=True),  # JSON, the seed's `usage` shape
+    Column("outputs", Text, nullable=True),  # JSON: stored result files
+    Column("error_code", String(64), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("request_hash", String(64), nullable=True),
+    Column("callback_url", Text, nullable=True),
+    Column("remix_of", String(32), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger, nullable=True),
+    Column("deadline_at", BigInteger, nullable=False),
+    Column("next_poll_at", BigInteger, nullable=False),
+    Column("polls", Integer, nullable=False, server_default="0"),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", BigInteger, nullable=True),
+    Column("deleted_at", BigInteger, nullable=True),
+    CheckConstraint(
+        "status IN ('CREATED', 'PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED')",
+        name="status",
+    ),
+    UniqueConstraint("user_id", "idempotency_key", name="uq_tasks_user_idempotency"),
+    Index("ix_tasks_due", "status", "next_poll_at"),
+    Index("ix_tasks_user_created", "user_id", "created_at"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("task_id", String(32), nullable=False, unique=True),  # one terminal callback a task
+    Column("url", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("delivered_at", BigInteger, nullable=True),
+    Column("failed_at", BigInteger, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("lease_until", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_webhook_deliveries_due", "delivered_at", "failed_at", "next_attempt_at"),
 )

@@ -6,7 +6,9 @@ can answer "done" to the first poll) but never moves back, and a terminal status
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class TaskStatus(StrEnum):
@@ -30,6 +32,14 @@ _RANK = {
     TaskStatus.SUCCEEDED: 3,
     TaskStatus.FAILED: 3,
     TaskStatus.CANCELLED: 3,
+}
+# The seed's `usage.type` for each catalog kind.
+ACTION_TYPE = {
+    "t2v": "text2video",
+    "i2v": "image2video",
+    "r2v": "reference2video",
+    "t2i": "text2image",
+    "i2i": "image2image",
 }
 OPEN_STATUSES = (TaskStatus.CREATED, TaskStatus.PENDING, TaskStatus.RUNNING)
 
@@ -78,3 +88,31 @@ UPSTREAM_STATUS: dict[str, TaskStatus] = {
 
 def fold_upstream_status(word: str) -> TaskStatus:
     return UPSTREAM_STATUS.get(word.strip().lower(), TaskStatus.RUNNING)
+
+
+@dataclass(slots=True)
+class MediaSource:
+    """An input file as the client gave it: uploaded bytes, a URL, or a data URI/base64 string
+    (the dialect decodes those to bytes). Fetching a URL is the media service's job."""
+
+    data: bytes | None = None
+    url: str | None = None
+    filename: str | None = None
+    content_type: str | None = None
+
+
+@dataclass(slots=True)
+class TaskDraft:
+    """A submit, canonical across dialects. `raw` holds the model parameters as sent, with file
+    slots already renamed to the catalog's canonical names and holding MediaSource values."""
+
+    kind: str  # "video" | "image"
+    raw: dict[str, Any]
+    model: str | None = None  # a model name or an llmid (OpenAI-style routes)
+    llmid: str | None = None  # native routes
+    platform: str | None = None
+    callback_url: str | None = None
+    remix_of: str | None = None
+    extra: dict[str, Any] = field(
+        default_factory=dict
+    )  # vendor pass-through (metadata, extra_body)

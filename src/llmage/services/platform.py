@@ -1,6 +1,7 @@
 """The running platform: every long-lived component, built once from the settings.
 
-The web app and the CLI both start one of these; nothing else constructs components.
+The web app and the CLI both build one of these; nothing else constructs components. Only the
+server runs the background workers (task poller, webhook sender): `start(workers=True)`.
 """
 
 from __future__ import annotations
@@ -13,58 +14,120 @@ from llmage.db.engine import Database
 from llmage.db.migrate import upgrade_async
 from llmage.db.repos.accounts import AccountRepo
 from llmage.db.repos.channels import ChannelRepo
+from llmage.db.repos.tasks import TaskRepo
 from llmage.db.repos.usage import UsageRepo
+from llmage.db.repos.webhooks import WebhookRepo
 from llmage.domain.catalog import Catalog
+from llmage.net.fetch import GuardedFetcher
 from llmage.providers.registry import ProviderRegistry
 from llmage.providers.sim import SimProvider
+from llmage.providers.sim_media import SimMediaProvider
 from llmage.providers.transport import Transport
 from llmage.services.chat import ChatService
+from llmage.services.media import MediaService
+from llmage.services.poller import TaskPoller
 from llmage.services.routing import ChannelDirectory
+from llmage.services.tasks import TaskService
+from llmage.services.webhooks import WebhookSender
 from llmage.settings import Settings
+from llmage.storage.factory import make_storage
+from llmage.storage.video_tools import SimRenderer
 
 
 class Platform:
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.db = Database(settings.effective_database_url, settings.sqlite_synchronous)
+        s = self.settings = settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(s.effective_database_url, s.sqlite_synchronous)
         self.catalog: Catalog = (
-            load_catalog_file(settings.catalog_file) if settings.catalog_file else load_catalog()
+            load_catalog_file(s.catalog_file) if s.catalog_file else load_catalog()
         )
-        self.box = CredentialBox.from_settings(settings.secret_key, settings.data_dir)
+        self.box = CredentialBox.from_settings(s.secret_key, s.data_dir)
+        self.media_secret = s.media_secret.encode() if s.media_secret else self.box.derive("media")
+        self.webhook_secret = (
+            s.webhook_secret.encode() if s.webhook_secret else self.box.derive("webhooks")
+        )
         self.accounts = AccountRepo(self.db.engine)
         self.channels = ChannelRepo(self.db.engine)
         self.usage = UsageRepo(self.db.engine)
+        self.task_repo = TaskRepo(self.db.engine, not self.db.is_sqlite)
         self.ledger = Ledger(self.db.money)
-        self.keys = KeyCache(self.accounts, settings.key_cache_ttl)
-        self.directory = ChannelDirectory(self.channels, self.box, settings.channel_cache_ttl)
+        self.keys = KeyCache(self.accounts, s.key_cache_ttl)
+        self.directory = ChannelDirectory(self.channels, self.box, s.channel_cache_ttl)
         self.transport = Transport(
-            pool_size=settings.upstream_pool_size,
-            connect_timeout=settings.upstream_connect_timeout,
-            read_timeout=settings.upstream_read_timeout,
+            pool_size=s.upstream_pool_size,
+            connect_timeout=s.upstream_connect_timeout,
+            read_timeout=s.upstream_read_timeout,
         )
         self.providers = ProviderRegistry(
             self.transport,
             SimProvider(
-                latency_ms=settings.sim_latency_ms,
-                token_delay_ms=settings.sim_token_delay_ms,
-                failure_rate=settings.sim_failure_rate,
+                latency_ms=s.sim_latency_ms,
+                token_delay_ms=s.sim_token_delay_ms,
+                failure_rate=s.sim_failure_rate,
             ),
+            SimMediaProvider(latency_ms=s.sim_task_latency_ms, renderer=SimRenderer()),
         )
         self.chat = ChatService(
             catalog=self.catalog,
             directory=self.directory,
             providers=self.providers,
             ledger=self.ledger,
-            default_max_tokens=settings.chat_default_max_tokens,
-            attachment_tokens=settings.image_token_estimate,
+            default_max_tokens=s.chat_default_max_tokens,
+            attachment_tokens=s.image_token_estimate,
         )
+        self.storage = make_storage(s)
+        self.fetcher = GuardedFetcher(
+            max_bytes=s.max_input_file_bytes,
+            timeout=s.fetch_timeout_seconds,
+            allow_hosts=frozenset(s.fetch_allow_hosts),
+        )
+        self.media = MediaService(
+            self.storage, self.fetcher, self.media_secret, s.media_url_ttl, s.max_input_file_bytes
+        )
+        self.poller = TaskPoller(
+            settings=s,
+            catalog=self.catalog,
+            repo=self.task_repo,
+            ledger=self.ledger,
+            media=self.media,
+            directory=self.directory,
+            providers=self.providers,
+        )
+        self.tasks = TaskService(
+            catalog=self.catalog,
+            repo=self.task_repo,
+            ledger=self.ledger,
+            media=self.media,
+            directory=self.directory,
+            timeout_seconds=s.task_timeout_seconds,
+            wake=self.poller.wake,
+            on_cancel=self.poller.cancel_upstream,
+        )
+        self.webhooks = WebhookSender(
+            repo=WebhookRepo(self.db.engine, not self.db.is_sqlite),
+            tasks=self.task_repo,
+            media=self.media,
+            fetcher=self.fetcher,
+            secret=self.webhook_secret,
+            base_url=self.poller.base_url,
+            retry_base_seconds=s.webhook_retry_base_seconds,
+        )
+        self._workers = False
 
-    async def start(self, *, migrate: bool = True) -> None:
+    async def start(self, *, migrate: bool = True, workers: bool = False) -> None:
         if migrate:
             await upgrade_async(self.settings.effective_database_url)
         await self.db.start()
+        if workers:
+            await self.poller.start()
+            await self.webhooks.start()
+            self._workers = True
 
     async def close(self) -> None:
+        if self._workers:
+            await self.webhooks.stop()
+            await self.poller.stop()
         await self.transport.close()
+        await self.storage.close()
         await self.db.close()

@@ -43,6 +43,7 @@ class ChannelDirectory:
         self._expires = 0.0
         self._lock = asyncio.Lock()
         self._rng = random.Random()
+        self._by_id: dict[int, Channel] = {}
         self._matches: dict[tuple[frozenset[str], str | None], list[Channel]] = {}
 
     def _decrypt(self, row: ChannelRow) -> Channel | None:
@@ -69,11 +70,20 @@ class ChannelDirectory:
         if time.monotonic() >= self._expires:
             async with self._lock:
                 if time.monotonic() >= self._expires:
-                    rows = await self._repo.list(enabled_only=True)
-                    self._channels = [c for r in rows if (c := self._decrypt(r)) is not None]
+                    rows = await self._repo.list()
+                    decrypted = {
+                        r.id: (c, r.enabled) for r in rows if (c := self._decrypt(r)) is not None
+                    }
+                    # Disabled channels take no new work but still finish their running tasks.
+                    self._by_id = {i: c for i, (c, _) in decrypted.items()}
+                    self._channels = [c for c, enabled in decrypted.values() if enabled]
                     self._matches = {}
                     self._expires = time.monotonic() + self._ttl
         return self._channels
+
+    async def by_id(self, channel_id: int) -> Channel | None:
+        await self.all()
+        return self._by_id.get(channel_id)
 
     def invalidate(self) -> None:
         self._expires = 0.0

@@ -1,0 +1,236 @@
+"""Tasks: reads through SQLAlchemy; every state change as a money-store statement so it can share
+a transaction with the hold it belongs to (submit = hold + insert; finish = settle + update)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from llmage.db.money_store import Stmt
+from llmage.db.tables import tasks
+from llmage.domain.tasks import OPEN_STATUSES, TaskStatus
+
+
+class TaskStateChanged(Exception):
+    """A compare-and-swap on a task lost: another worker (or a cancel) moved it first."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    id: str
+    user_id: int
+    key_id: int | None
+    kind: str
+    llmid: str
+    model: str
+    dialect: str
+    platform: str | None
+    status: TaskStatus
+    progress: int
+    params: dict[str, Any]
+    channel_id: int | None
+    provider: str | None
+    upstream_id: str | None
+    hold_id: str
+    quoted: int
+    charged: int | None
+    usage: dict[str, Any] | None
+    outputs: dict[str, Any] | None
+    error_code: str | None
+    error_message: str | None
+    idempotency_key: str | None
+    request_hash: str | None
+    callback_url: str | None
+    remix_of: str | None
+    created_at: int
+    updated_at: int
+    finished_at: int | None
+    deadline_at: int
+    next_poll_at: int
+    polls: int
+    deleted_at: int | None
+
+
+def _row(r: Any) -> TaskRow:
+    m = r._mapping
+    return TaskRow(
+        id=m["id"],
+        user_id=m["user_id"],
+        key_id=m["key_id"],
+        kind=m["kind"],
+        llmid=m["llmid"],
+        model=m["model"],
+        dialect=m["dialect"],
+        platform=m["platform"],
+        status=TaskStatus(m["status"]),
+        progress=m["progress"],
+        params=json.loads(m["params"]),
+        channel_id=m["channel_id"],
+        provider=m["provider"],
+        upstream_id=m["upstream_id"],
+        hold_id=m["hold_id"],
+        quoted=m["quoted"],
+        charged=m["charged"],
+        usage=json.loads(m["usage"]) if m["usage"] else None,
+        outputs=json.loads(m["outputs"]) if m["outputs"] else None,
+        error_code=m["error_code"],
+        error_message=m["error_message"],
+        idempotency_key=m["idempotency_key"],
+        request_hash=m["request_hash"],
+        callback_url=m["callback_url"],
+        remix_of=m["remix_of"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        finished_at=m["finished_at"],
+        deadline_at=m["deadline_at"],
+        next_poll_at=m["next_poll_at"],
+        polls=m["polls"],
+        deleted_at=m["deleted_at"],
+    )
+
+
+_INSERT = (
+    "INSERT INTO tasks (id, user_id, key_id, kind, llmid, model, dialect, platform, status,"
+    " progress, params, hold_id, quoted, idempotency_key, request_hash, callback_url, remix_of,"
+    " created_at, updated_at, deadline_at, next_poll_at, polls)"
+    " VALUES (:id, :user_id, :key_id, :kind, :llmid, :model, :dialect, :platform, 'CREATED', 0,"
+    " :params, :hold_id, :quoted, :idempotency_key, :request_hash, :callback_url, :remix_of,"
+    " :now, :now, :deadline_at, :now, 0)"
+)
+
+
+def insert_stmt(values: Mapping[str, Any]) -> Stmt:
+    return Stmt(_INSERT, {**values, "params": json.dumps(values["params"], sort_keys=True)})
+
+
+def _set_clause(fields: Mapping[str, Any]) -> str:
+    return ", ".join(f"{name} = :{name}" for name in fields)
+
+
+def advance_stmt(
+    task_id: str,
+    from_status: TaskStatus,
+    fields: Mapping[str, Any],
+    lost: Callable[[], Exception] = TaskStateChanged,
+) -> Stmt:
+    """Compare-and-swap: applies only while the task is still in `from_status`."""
+    values = {
+        k: json.dumps(v) if k in ("usage", "outputs") and v is not None else v
+        for k, v in fields.items()
+    }
+    sql = (
+        f"UPDATE tasks SET {_set_clause(values)}, lease_owner = NULL, lease_until = NULL"
+        " WHERE id = :task_id AND status = :from_status"
+    )
+    return Stmt(sql, {**values, "task_id": task_id, "from_status": from_status.value}, lost)
+
+
+class TaskRepo:
+    def __init__(self, engine: AsyncEngine, is_postgres: bool) -> None:
+        self._engine = engine
+        self._pg = is_postgres
+
+    async def get(self, task_id: str, user_id: int | None = None) -> TaskRow | None:
+        q = select(tasks).where(tasks.c.id == task_id)
+        if user_id is not None:
+            q = q.where(tasks.c.user_id == user_id)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(q)).first()
+        return _row(row) if row else None
+
+    async def by_idempotency(self, user_id: int, key: str) -> TaskRow | None:
+        q = select(tasks).where(tasks.c.user_id == user_id, tasks.c.idempotency_key == key)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(q)).first()
+        return _row(row) if row else None
+
+    async def page(
+        self,
+        user_id: int | None,
+        *,
+        kind: str | None = None,
+        limit: int = 20,
+        after: str | None = None,
+        ascending: bool = False,
+        include_deleted: bool = False,
+    ) -> list[TaskRow]:
+        """Cursor page ordered by (created_at, id); `after` is the last id of the previous page."""
+        q = select(tasks)
+        if user_id is not None:
+            q = q.where(tasks.c.user_id == user_id)
+        if kind:
+            q = q.where(tasks.c.kind == kind)
+        if not include_deleted:
+            q = q.where(tasks.c.deleted_at.is_(None))
+        if after:
+            anchor = await self.get(after, user_id)
+            if anchor is not None:
+                cmp = (
+                    or_(
+                        tasks.c.created_at > anchor.created_at,
+                        and_(tasks.c.created_at == anchor.created_at, tasks.c.id > anchor.id),
+                    )
+                    if ascending
+                    else or_(
+                        tasks.c.created_at < anchor.created_at,
+                        and_(tasks.c.created_at == anchor.created_at, tasks.c.id < anchor.id),
+                    )
+                )
+                q = q.where(cmp)
+        order = (
+            (tasks.c.created_at.asc(), tasks.c.id.asc())
+            if ascending
+            else (tasks.c.created_at.desc(), tasks.c.id.desc())
+        )
+        q = q.order_by(*order).limit(limit)
+        async with self._engine.connect() as conn:
+            return [_row(r) for r in (await conn.execute(q)).all()]
+
+    async def lease(self, owner: str, now: int, until: int, limit: int) -> list[TaskRow]:
+        """Claim up to `limit` due open tasks for `owner` until `until` (ms). PostgreSQL skips
+        rows another instance is claiming right now; SQLite has one writer at a time anyway."""
+        lock = " FOR UPDATE SKIP LOCKED" if self._pg else ""
+        sql = text(
+            "UPDATE tasks SET lease_owner = :owner, lease_until = :until, polls = polls + 1"
+            " WHERE id IN (SELECT id FROM tasks WHERE status IN ('CREATED', 'PENDING', 'RUNNING')"
+            " AND next_poll_at <= :now AND (lease_until IS NULL OR lease_until < :now)"
+            f" ORDER BY next_poll_at LIMIT :limit{lock})"
+            " AND (lease_until IS NULL OR lease_until < :now) RETURNING *"
+        )
+        async with self._engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    sql, {"owner": owner, "until": until, "now": now, "limit": limit}
+                )
+            ).all()
+        return [_row(r) for r in rows]
+
+    async def next_due(self) -> int | None:
+        q = (
+            select(tasks.c.next_poll_at)
+            .where(tasks.c.status.in_([s.value for s in OPEN_STATUSES]))
+            .order_by(tasks.c.next_poll_at)
+            .limit(1)
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(q)).first()
+        return int(row[0]) if row else None
+
+    async def mark_deleted(self, task_id: str, user_id: int, now: int) -> bool:
+        q = (
+            update(tasks)
+            .where(tasks.c.id == task_id, tasks.c.user_id == user_id, tasks.c.deleted_at.is_(None))
+            .values(deleted_at=now)
+        )
+        async with self._engine.begin() as conn:
+            return bool((await conn.execute(q)).rowcount)
+
+    async def count_open(self) -> int:
+        q = text("SELECT COUNT(*) FROM tasks WHERE status IN ('CREATED', 'PENDING', 'RUNNING')")
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(q)).scalar_one())

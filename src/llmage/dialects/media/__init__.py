@@ -1,0 +1,1 @@
+"""Signed, expiring download links for re-hosted media."""

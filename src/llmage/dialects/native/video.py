@@ -1,0 +1,146 @@
+"""Native generation routes (seed 000): `POST /llmage/video`, `GET|POST /llmage/tasks`,
+plus cancel and a price estimate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from llmage.dialects.http import JSONBytes, authenticate, platform_of
+from llmage.dialects.submission import convert_files, file_slots, read_submission
+from llmage.domain.errors import MissingParameter
+from llmage.domain.money import format_amount
+from llmage.domain.tasks import MediaSource, TaskDraft
+from llmage.services.task_views import native_view
+
+router = APIRouter(prefix="/llmage", tags=["Native (llmage)"])
+
+_CONTROL = ("llmid", "model", "callback_url")
+_FORM_DOC = {
+    "requestBody": {
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["llmid", "prompt"],
+                    "additionalProperties": True,
+                }
+            },
+            "multipart/form-data": {"schema": {"type": "object", "additionalProperties": True}},
+        },
+        "description": "`llmid`, optional `model`, and the model's parameters (see "
+        "GET /llmage/models). Files: image1_file, image2_file (aliases image_file1/2), "
+        "image_files (≤9), video_files, audio_files — uploads, URLs or base64.",
+    }
+}
+
+
+def _spill_numbered(fields: dict[str, Any]) -> None:
+    """Seed quirk: `-F image1_file=@a -F image1_file=@b` means first and last frame."""
+    first = fields.get("image1_file")
+    if (
+        isinstance(first, list)
+        and len(first) == 2
+        and "image2_file" not in fields
+        and "image_file2" not in fields
+    ):
+        fields["image1_file"], fields["image2_file"] = first
+
+
+async def _draft(request: Request) -> TaskDraft:
+    p = platform_of(request)
+    fields = await read_submission(request, p.settings.max_upload_bytes)
+    _spill_numbered(fields)
+    llmid = fields.get("llmid")
+    if not llmid:
+        raise MissingParameter("llmid")
+    raw = convert_files(
+        {k: v for k, v in fields.items() if k not in _CONTROL}, file_slots(p.catalog)
+    )
+    return TaskDraft(
+        kind="video",
+        raw=raw,
+        llmid=str(llmid),
+        model=str(fields["model"]) if fields.get("model") else None,
+        callback_url=fields.get("callback_url") or None,
+    )
+
+
+def base_url(request: Request) -> str:
+    return platform_of(request).settings.public_base_url or str(request.base_url)
+
+
+@router.post("/video", openapi_extra=_FORM_DOC, summary="Submit a video task (seed 000)")
+async def submit_video(request: Request) -> Response:
+    auth = await authenticate(request)
+    draft = await _draft(request)
+    row = await platform_of(request).tasks.submit(
+        auth, draft, dialect="native", idempotency_key=request.headers.get("idempotency-key")
+    )
+    # The seed's example answers the submit with a lower-case status.
+    return JSONBytes({"taskid": row.id, "status": row.status.value.lower()})
+
+
+@router.post(
+    "/estimate",
+    openapi_extra=_FORM_DOC,
+    summary="Price of a /llmage/video request, without running it",
+)
+async def estimate(request: Request) -> Response:
+    await authenticate(request)
+    draft = await _draft(request)
+    q = platform_of(request).tasks.quote(draft)
+    params = {
+        k: (
+            "<file>"
+            if isinstance(v, MediaSource)
+            else ["<file>"] * len(v)
+            if isinstance(v, list) and v and isinstance(v[0], MediaSource)
+            else v
+        )
+        for k, v in q.params.items()
+    }
+    return JSONBytes(
+        {
+            "llmid": q.entry.llmid,
+            "model": q.model,
+            "amount": format_amount(q.amount),
+            "amount_micros": q.amount,
+            "currency": platform_of(request).settings.currency,
+            "params": params,
+        }
+    )
+
+
+async def _taskid(request: Request) -> str:
+    taskid = request.query_params.get("taskid")
+    if not taskid and request.method == "POST":
+        try:
+            fields = await read_submission(request, 1 << 16)
+        except Exception:
+            fields = {}
+        taskid = fields.get("taskid")
+    if not taskid:
+        raise MissingParameter("taskid")
+    return str(taskid)
+
+
+@router.api_route("/tasks", methods=["GET", "POST"], summary="Task status (seed 000)")
+async def task_status(request: Request) -> Response:
+    auth = await authenticate(request)
+    row = await platform_of(request).tasks.get(auth, await _taskid(request))
+    return JSONBytes(native_view(row, platform_of(request).media, base_url(request)))
+
+
+@router.api_route(
+    "/tasks/cancel",
+    methods=["POST", "DELETE"],
+    summary="Cancel an open task; its hold is released in full",
+)
+async def task_cancel(request: Request) -> Response:
+    auth = await authenticate(request)
+    row = await platform_of(request).tasks.cancel(auth, await _taskid(request))
+    return JSONBytes(native_view(row, platform_of(request).media, base_url(request)))

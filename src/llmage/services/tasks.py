@@ -1,0 +1,245 @@
+"""Asynchronous generation, submit side: validate → price → store inputs → hold + insert (one
+transaction) → the poller takes it from there. Also reads, cancel, delete and estimates."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from llmage.billing.ledger import Hold, Ledger
+from llmage.db.money_store import DuplicateRef, now_ms
+from llmage.db.repos.accounts import KeyAuth
+from llmage.db.repos.tasks import TaskRepo, TaskRow, TaskStateChanged, advance_stmt, insert_stmt
+from llmage.domain.catalog import Catalog, ModelEntry, ModelKind
+from llmage.domain.errors import (
+    Conflict,
+    InsufficientBalance,
+    InvalidParameter,
+    MissingParameter,
+    NotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+    UnknownModel,
+)
+from llmage.domain.ids import public_id
+from llmage.domain.media_pricing import quote_media
+from llmage.domain.params import normalize_params
+from llmage.domain.tasks import MediaSource, TaskDraft, TaskStatus
+from llmage.observability import metrics
+from llmage.services.media import MediaService, request_fingerprint
+from llmage.services.routing import ChannelDirectory
+
+log = logging.getLogger(__name__)
+
+_KINDS = {
+    "video": (ModelKind.T2V, ModelKind.I2V, ModelKind.R2V),
+    "image": (ModelKind.T2I, ModelKind.I2I),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    entry: ModelEntry
+    model: str
+    params: dict[str, Any]
+    amount: int
+
+
+def _has_media(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(isinstance(v, MediaSource) for v in value)
+    return isinstance(value, MediaSource)
+
+
+class TaskService:
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        repo: TaskRepo,
+        ledger: Ledger,
+        media: MediaService,
+        directory: ChannelDirectory,
+        timeout_seconds: int,
+        wake: Callable[[], None] = lambda: None,
+        on_cancel: Callable[[TaskRow], None] = lambda row: None,
+    ) -> None:
+        self._catalog = catalog
+        self._repo = repo
+        self._ledger = ledger
+        self._media = media
+        self._directory = directory
+        self._timeout_ms = timeout_seconds * 1000
+        self.wake = wake
+        self.on_cancel = on_cancel
+
+    # -- model choice and price ---------------------------------------------------------------
+
+    def _entry(self, draft: TaskDraft) -> tuple[ModelEntry, str]:
+        kinds = _KINDS[draft.kind]
+        if draft.llmid:
+            entry, model = self._catalog.resolve_native(draft.llmid, draft.model)
+            if entry.kind not in kinds:
+                raise InvalidParameter(
+                    f"llmid '{draft.llmid}' is a {entry.kind.value} model, not {draft.kind}",
+                    param="llmid",
+                )
+            return entry, model
+        if not draft.model:
+            raise MissingParameter("model")
+        by_id = self._catalog.by_llmid(draft.model)
+        if by_id is not None and by_id.kind in kinds:
+            return by_id, by_id.default_name
+        found = [e for e in self._catalog.by_name(draft.model) if e.kind in kinds]
+        if not found:
+            allowed = sorted(
+                {n for e in self._catalog.entries() if e.kind in kinds for n in e.names}
+            )
+            raise UnknownModel(draft.model, allowed)
+        # One name may sit in several entries (text-, image- and reference-to-video): the
+        # inputs decide which one the request means.
+        raw = draft.raw
+        if _has_media(raw.get("image_files")) or _has_media(raw.get("video_files")):
+            want: tuple[ModelKind, ...] = (ModelKind.R2V,)
+        elif any(_has_media(v) for v in raw.values()):
+            want = (ModelKind.I2V, ModelKind.I2I)
+        else:
+            want = (ModelKind.T2V, ModelKind.T2I)
+        for entry in found:
+            if entry.kind in want:
+                return entry, draft.model
+        return found[0], draft.model
+
+    def quote(self, draft: TaskDraft) -> Quote:
+        entry, model = self._entry(draft)
+        params = normalize_params(entry.params, draft.raw)
+        amount = quote_media(entry, {**params, "model": model})
+        return Quote(entry, model, params, amount)
+
+    # -- submit ---------------------------------------------------------------------------------
+
+    async def submit(
+        self, auth: KeyAuth, draft: TaskDraft, *, dialect: str, idempotency_key: str | None = None
+    ) -> TaskRow:
+        q = self.quote(draft)
+        if auth.models is not None and not ({q.model, q.entry.llmid} & auth.models):
+            raise PermissionDenied(f"This API key may not use model '{q.model}'", param="model")
+        if not await self._directory.candidates((q.model, q.entry.llmid), platform=draft.platform):
+            raise ServiceUnavailable(f"No upstream channel is serving model '{q.model}'")
+        fingerprint = request_fingerprint(q.model, {**q.params, **draft.extra})
+        if idempotency_key:
+            existing = await self._repo.by_idempotency(auth.user_id, idempotency_key)
+            if existing is not None:
+                return self._replay(existing, fingerprint)
+        params = await self._media.materialize(q.entry.params, q.params)
+        params.update({k: v for k, v in draft.extra.items() if k not in params})
+        now = now_ms()
+        task_id = public_id()
+        values = {
+            "id": task_id,
+            "user_id": auth.user_id,
+            "key_id": auth.key_id,
+            "kind": draft.kind,
+            "llmid": q.entry.llmid,
+            "model": q.model,
+            "dialect": dialect,
+            "platform": draft.platform,
+            "params": params,
+            "quoted": q.amount,
+            "idempotency_key": idempotency_key,
+            "request_hash": fingerprint,
+            "callback_url": draft.callback_url,
+            "remix_of": draft.remix_of,
+            "now": now,
+            "deadline_at": now + self._timeout_ms,
+        }
+        hold, stmts = self._ledger.hold_program(
+            user_id=auth.user_id,
+            key_id=auth.key_id,
+            amount=q.amount,
+            purpose="task",
+            ref=task_id,
+        )
+        values["hold_id"] = hold.id
+        try:
+            await self._ledger.run([*stmts, insert_stmt(values)], auth.user_id)
+        except DuplicateRef:
+            # A concurrent submit with the same Idempotency-Key won; its hold is the only one.
+            if idempotency_key:
+                existing = await self._repo.by_idempotency(auth.user_id, idempotency_key)
+                if existing is not None:
+                    return self._replay(existing, fingerprint)
+            raise
+        except InsufficientBalance:
+            metrics.HOLDS.labels("rejected").inc()
+            raise
+        metrics.HOLDS.labels("opened").inc()
+        self.wake()
+        row = await self._repo.get(task_id)
+        assert row is not None
+        return row
+
+    @staticmethod
+    def _replay(existing: TaskRow, fingerprint: str) -> TaskRow:
+        if existing.request_hash != fingerprint:
+            raise Conflict(
+                "Idempotency-Key was already used with a different request body",
+                param="Idempotency-Key",
+            )
+        return existing
+
+    # -- reads and changes by the owner ---------------------------------------------------------
+
+    async def get(self, auth: KeyAuth, task_id: str, *, kind: str | None = None) -> TaskRow:
+        row = await self._repo.get(task_id, auth.user_id)
+        if row is None or (kind and row.kind != kind):
+            # Another user's task is exactly as absent as a task that never existed.
+            raise NotFound(f"No task '{task_id}'", param="task_id")
+        return row
+
+    async def page(
+        self, auth: KeyAuth, *, kind: str | None, limit: int, after: str | None, ascending: bool
+    ) -> list[TaskRow]:
+        return await self._repo.page(
+            auth.user_id, kind=kind, limit=limit, after=after, ascending=ascending
+        )
+
+    async def cancel(self, auth: KeyAuth, task_id: str, *, kind: str | None = None) -> TaskRow:
+        """Stop an open task and release its whole hold; a finished task is left as it is."""
+        for _ in range(5):
+            row = await self.get(auth, task_id, kind=kind)
+            if row.status.terminal:
+                return row
+            hold_stmts = self._ledger.settle_program(
+                Hold(row.hold_id, row.user_id, row.key_id, row.quoted), 0
+            )
+            move = advance_stmt(
+                row.id,
+                row.status,
+                {
+                    "status": TaskStatus.CANCELLED.value,
+                    "error_code": "cancelled",
+                    "error_message": "Cancelled by the user",
+                    "updated_at": now_ms(),
+                    "finished_at": now_ms(),
+                    "charged": 0,
+                },
+            )
+            try:
+                await self._ledger.run([move, *hold_stmts], row.user_id)
+            except TaskStateChanged:
+                await asyncio.sleep(0.01)  # the poller moved it meanwhile: look again
+                continue
+            metrics.HOLDS.labels("released").inc()
+            self.on_cancel(row)  # tell the upstream to stop, best effort
+            return await self.get(auth, task_id)
+        raise Conflict("The task is changing state; try again", param="task_id")
+
+    async def delete(self, auth: KeyAuth, task_id: str, *, kind: str | None = None) -> TaskRow:
+        """OpenAI's DELETE: cancel if still running, then hide it from lists."""
+        row = await self.cancel(auth, task_id, kind=kind)
+        await self._repo.mark_deleted(row.id, auth.user_id, now_ms())
+        return row

@@ -1,0 +1,123 @@
+"""Task webhooks: POST the native task view to `callback_url` when a task ends, signed with
+HMAC-SHA256, retried with exponential backoff, only through the guarded fetcher.
+
+Signature header: `X-Llmage-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+Receivers recompute it with the deployment's webhook secret and reject stale timestamps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import time
+
+import orjson
+
+from llmage.db.money_store import now_ms
+from llmage.db.repos.tasks import TaskRepo
+from llmage.db.repos.webhooks import WebhookRepo
+from llmage.net.fetch import FetchFailed, FetchRejected, GuardedFetcher
+from llmage.services.media import MediaService
+from llmage.services.task_views import native_view
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+
+
+def signature(secret: bytes, body: bytes, timestamp: int) -> str:
+    mac = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+class WebhookSender:
+    def __init__(
+        self,
+        *,
+        repo: WebhookRepo,
+        tasks: TaskRepo,
+        media: MediaService,
+        fetcher: GuardedFetcher,
+        secret: bytes,
+        base_url: str,
+        retry_base_seconds: float = 5.0,
+        idle_seconds: float = 1.0,
+    ) -> None:
+        self._repo = repo
+        self._tasks = tasks
+        self._media = media
+        self._fetcher = fetcher
+        self._secret = secret
+        self._base_url = base_url
+        self._retry_base = retry_base_seconds
+        self._idle = idle_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="webhooks")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                now = now_ms()
+                batch = await self._repo.lease(now, now + 60_000, 50)
+                await asyncio.gather(
+                    *(self._send(d.id, d.task_id, d.url, d.attempts) for d in batch)
+                )
+                if batch:
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("webhook loop failed")
+            await asyncio.sleep(self._idle)
+
+    async def _send(self, delivery_id: int, task_id: str, url: str, attempts: int) -> None:
+        row = await self._tasks.get(task_id)
+        if row is None:
+            return
+        body = orjson.dumps(native_view(row, self._media, self._base_url))
+        ts = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "X-Llmage-Event": "task.finished",
+            "X-Llmage-Delivery": str(delivery_id),
+            "X-Llmage-Signature": signature(self._secret, body, ts),
+        }
+        error: str | None = None
+        try:
+            status = await self._fetcher.post_json(url, body, headers)
+            if 200 <= status < 300:
+                await self._repo.finish(
+                    delivery_id,
+                    now=now_ms(),
+                    delivered=True,
+                    payload=body.decode(),
+                    error=None,
+                    retry_at=None,
+                )
+                return
+            error = f"HTTP {status}"
+        except (FetchRejected, FetchFailed) as exc:
+            error = str(exc)
+        retry = None
+        if attempts < MAX_ATTEMPTS:
+            retry = now_ms() + int(self._retry_base * 1000 * 2 ** (attempts - 1))
+        log.warning("webhook for task %s failed (%s), attempt %d", task_id, error, attempts)
+        await self._repo.finish(
+            delivery_id,
+            now=now_ms(),
+            delivered=False,
+            payload=body.decode(),
+            error=error,
+            retry_at=retry,
+        )
