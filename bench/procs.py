@@ -164,3 +164,32 @@ def tool_version(cmd: Sequence[str]) -> str:
         return "unknown"
     text = (out.stdout or out.stderr).strip()
     return text.splitlines()[0] if text else "unknown"
+
+
+def core_ticks() -> dict[int, tuple[int, int]]:
+    """Per-core (busy, total) jiffies from /proc/stat, to see load that is not
+    ours: the machine is shared, and a test suite on the gateway's core would
+    otherwise read as a slow gateway.
+
+    Busy is user+nice+system+steal. irq and softirq are left out: on loopback
+    they are mostly the kernel carrying our own benchmark traffic (tens of
+    percent of a core at mock speed), which would read as foreign load."""
+    out: dict[int, tuple[int, int]] = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        if not line.startswith("cpu") or line.startswith("cpu "):
+            continue
+        name, *vals = line.split()
+        user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in vals[:8])
+        busy = user + nice + system + steal
+        out[int(name[3:])] = (busy, busy + idle + iowait + irq + softirq)
+    return out
+
+
+def core_busy(
+    before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]]
+) -> dict[int, float]:
+    busy: dict[int, float] = {}
+    for core, (b1, t1) in after.items():
+        b0, t0 = before.get(core, (b1, t1))
+        busy[core] = round((b1 - b0) / (t1 - t0), 3) if t1 > t0 else 0.0
+    return busy

@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import subprocess
@@ -46,6 +47,10 @@ def request_body(stream: bool) -> bytes:
     if stream:
         body["stream"] = True
     return json.dumps(body, separators=(",", ":")).encode()
+
+
+class TargetDied(RuntimeError):
+    """The server under test exited mid-run (crash, or killed from outside)."""
 
 
 @dataclass
@@ -212,14 +217,35 @@ def measure(
     up0 = mock_chat_count(mock_port)
     cpu0 = procs.tree_cpu_seconds(target.cpu_pid)
     mock0 = procs.tree_cpu_seconds(mock_proc.pid)
+    cores0 = procs.core_ticks()
+    wrk0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     res, raw = wrk.run(target.url, script, conc, duration)
+    wrk1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cores1 = procs.core_ticks()
     cpu1 = procs.tree_cpu_seconds(target.cpu_pid)
     mock1 = procs.tree_cpu_seconds(mock_proc.pid)
+    if target.proc is not None and not target.proc.alive():
+        raise TargetDied(
+            f"{target.name} exited (rc {target.proc.popen.returncode}) during {mode} c={conc}:\n"
+            f"{target.proc.log_tail(8)}"
+        )
     # wrk stops at the deadline with requests in flight; let them land first.
     settle(mock_port)
     upstream = mock_chat_count(mock_port) - up0
     cpu = cpu1 - cpu0
     ok = max(res.requests - res.errors_status, 0)
+    busy = procs.core_busy(cores0, cores1)
+    span = res.duration_s or 1.0
+    util = cpu / span
+    mock_util = (mock1 - mock0) / span
+    wrk_util = (wrk1.ru_utime + wrk1.ru_stime - wrk0.ru_utime - wrk0.ru_stime) / span
+    # Busy time on each core not charged to our processes: kernel softirq for
+    # our own loopback traffic, plus whatever else runs on this shared machine.
+    ours = {
+        int(procs.GATEWAY_CPUS): util if target.proc is not None else 0.0,
+        int(procs.LOAD_CPUS): mock_util + wrk_util,
+    }
+    other = {c: round(max(b - ours.get(c, 0.0), 0.0), 3) for c, b in busy.items()}
     return {
         "target": target.name,
         "mode": mode,
@@ -228,7 +254,12 @@ def measure(
         "cpu_s": round(cpu, 3),
         "cpu_ms_per_request": round(cpu * 1000 / res.requests, 4) if res.requests else None,
         "cpu_util": round(cpu / res.duration_s, 3) if res.duration_s else None,
-        "mock_cpu_util": round((mock1 - mock0) / res.duration_s, 3) if res.duration_s else None,
+        "mock_cpu_util": round(mock_util, 3),
+        "wrk_cpu_util": round(wrk_util, 3),
+        "core_busy": busy,
+        "other_load": other,
+        # Only the cores this cell uses: the direct cells leave core 0 idle.
+        "other_load_max": max((other.get(c, 0.0) for c in used_cores(target)), default=0.0),
         "ok_requests": ok,
         "upstream_requests": upstream,
         "wrk_output": raw,
@@ -285,11 +316,15 @@ def _fmt(v: float | None, digits: int = 2) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 
 
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v:.0%}"
+
+
 def markdown(rows: list[dict[str, Any]], skipped: dict[str, str], accept: dict[str, Any]) -> str:
     lines = [
         "| target | mode | conc | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms "
-        "| CPU ms/req | gateway CPU | errors |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| CPU ms/req | server CPU | other load | errors |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in rows:
         errors = r["errors_status"] + r["errors_socket"] + r["errors_timeout"]
@@ -297,10 +332,11 @@ def markdown(rows: list[dict[str, Any]], skipped: dict[str, str], accept: dict[s
             f"| {r['target']} | {r['mode']} | {r['concurrency']} | {r['rps']:.0f} "
             f"| {_fmt(r['p50_ms'], 3)} | {_fmt(r['p99_ms'], 3)} "
             f"| {_fmt(r['added_p50_ms'], 3)} | {_fmt(r['added_p99_ms'], 3)} "
-            f"| {_fmt(r['cpu_ms_per_request'], 3)} | {r['cpu_util'] * 100:.0f}% | {errors} |"
+            f"| {_fmt(r['cpu_ms_per_request'], 3)} | {r['cpu_util'] * 100:.0f}% "
+            f"| {_pct(r['other_load_max'])}{' (noisy)' if r['noisy'] else ''} | {errors} |"
         )
     for name, why in skipped.items():
-        lines.append(f"| {name} | – | – | pending | | | | | | | {why.splitlines()[0][:120]} |")
+        lines.append(f"| {name} | – | – | pending | | | | | | | | {why.splitlines()[0][:120]} |")
     if accept:
         lines.append("")
         for key, a in accept.items():
@@ -335,8 +371,12 @@ def environment(args: argparse.Namespace, versions: dict[str, str]) -> dict[str,
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "concurrency": args.concurrency,
+        "max_other_load": args.max_other_load,
+        "retries": args.retries,
         "pinning": {"gateway": procs.GATEWAY_CPUS, "wrk+mock": procs.LOAD_CPUS},
         "versions": versions,
+        # Gateway tuning knobs set in the caller's environment change the numbers: keep them.
+        "llmage_env": {k: v for k, v in os.environ.items() if k.startswith("LLMAGE_")},
     }
 
 
@@ -368,12 +408,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only", default=",".join(TARGETS), help="comma list of direct,llmage,litellm")
     p.add_argument("--concurrency", default="1,16", help="comma list of connection counts")
     p.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "latest.json")
+    p.add_argument(
+        "--max-other-load",
+        type=float,
+        default=0.10,
+        help="a cell is disturbed when a core was busier than this with work not ours",
+    )
+    p.add_argument("--retries", type=int, default=None, help="re-runs of a disturbed cell (2)")
+    p.add_argument("--quiet-wait", type=float, default=None, help="max s to wait for quiet (30)")
     args = p.parse_args(argv)
     if args.quick:
         args.duration = 2.0
         args.warmup = 1.0 if args.warmup is None else args.warmup
     if args.warmup is None:
         args.warmup = 2.0
+    if args.retries is None:
+        args.retries = 0 if args.quick else 2
+    if args.quiet_wait is None:
+        args.quiet_wait = 3.0 if args.quick else 30.0
     args.targets = [t.strip() for t in args.only.split(",") if t.strip()]
     bad = [t for t in args.targets if t not in TARGETS]
     if bad:
@@ -381,6 +433,112 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.targets = [t for t in TARGETS if t in args.targets]  # stable order: direct first
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     return args
+
+
+def start_target(name: str, mock: procs.Proc, mock_port: int, log_dir: Path, work: Path) -> Target:
+    work.mkdir(parents=True, exist_ok=True)
+    if name == "direct":
+        # The baseline: wrk straight to the mock; its CPU is the mock's.
+        return Target("direct", mock_port, "/v1/chat/completions", "sk-mock", mock.pid, "mock")
+    if name == "litellm":
+        return start_litellm(mock_port, log_dir, work)
+    return start_llmage(mock_port, log_dir, work)
+
+
+def used_cores(target: Target) -> list[int]:
+    load = int(procs.LOAD_CPUS)
+    return [load] if target.proc is None else [int(procs.GATEWAY_CPUS), load]
+
+
+def wait_quiet(limit_s: float, threshold: float, cores: list[int]) -> float:
+    """Wait (at most `limit_s`) until no core is busier than `threshold` over a
+    1 s window: other people's test suites share this machine."""
+    t0 = time.monotonic()
+    while True:
+        before = procs.core_ticks()
+        time.sleep(1.0)
+        busy = procs.core_busy(before, procs.core_ticks())
+        waited = time.monotonic() - t0
+        if max((busy.get(c, 0.0) for c in cores), default=0.0) <= threshold or waited >= limit_s:
+            return waited
+
+
+def bench_target(
+    target: Target,
+    mock: procs.Proc,
+    mock_port: int,
+    args: argparse.Namespace,
+    work: Path,
+    rows: list[dict[str, Any]],
+) -> None:
+    """Measure every cell not yet in `rows`; append each as soon as it is done
+    so a failure later on (or a retry) keeps what was measured."""
+    for mode in MODES:
+        for conc in args.concurrency:
+            if _cell(rows, target.name, mode, conc) is not None:
+                continue
+            best: dict[str, Any] | None = None
+            for attempt in range(1, args.retries + 2):
+                waited = wait_quiet(args.quiet_wait, args.max_other_load, used_cores(target))
+                row = measure(target, mock, mock_port, mode, conc, args.duration, args.warmup, work)
+                row["attempt"], row["quiet_wait_s"] = attempt, round(waited, 1)
+                print(
+                    f"[{target.name}] {mode:10} c={conc:<3} {row['rps']:9.0f} req/s "
+                    f"p50 {row['p50_ms']:.3f} ms p99 {row['p99_ms']:.3f} ms "
+                    f"cpu {row['cpu_ms_per_request']} ms/req "
+                    f"errors {row['errors_status'] + row['errors_socket']} "
+                    f"other-load {row['other_load_max']:.0%}",
+                    flush=True,
+                )
+                if best is None or row["other_load_max"] < best["other_load_max"]:
+                    best = row
+                if row["other_load_max"] <= args.max_other_load:
+                    break
+            assert best is not None
+            # Still disturbed after the retries: keep it, flagged.
+            best["noisy"] = best["other_load_max"] > args.max_other_load
+            rows.append(best)
+            row = best
+            # wrk drops up to `conc` in-flight requests at each end of a run;
+            # anything beyond that means retries or short-circuits in the gateway.
+            if abs(row["upstream_requests"] - row["requests"]) > 2 * conc + 2:
+                print(
+                    f"[{target.name}] WARNING: {row['requests']} requests but "
+                    f"{row['upstream_requests']} reached the upstream",
+                    file=sys.stderr,
+                )
+
+
+def run_target(
+    name: str,
+    mock: procs.Proc,
+    mock_port: int,
+    args: argparse.Namespace,
+    log_dir: Path,
+    work: Path,
+    rows: list[dict[str, Any]],
+    meta: dict[str, Any],
+) -> None:
+    # A second attempt only if the server died under us: on a shared machine
+    # something else may kill it; a real crash dies again and is reported.
+    for attempt in (1, 2):
+        target: Target | None = None
+        print(f"[{name}] starting" + (" (retry)" if attempt > 1 else ""), flush=True)
+        try:
+            target = start_target(name, mock, mock_port, log_dir, work / f"{name}-{attempt}")
+            meta["versions"][name] = target.version
+            meta["checks"][name] = smoke_check(target)
+            print(f"[{name}] check: {meta['checks'][name]}", flush=True)
+            bench_target(target, mock, mock_port, args, work, rows)
+            return
+        except TargetDied as exc:
+            meta["incidents"].append(str(exc))
+            print(f"[{name}] {exc}", file=sys.stderr, flush=True)
+            if attempt == 2:
+                raise
+        finally:
+            if target is not None and target.proc is not None:
+                target.proc.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -392,11 +550,9 @@ def main(argv: list[str] | None = None) -> int:
     log_dir.mkdir()
     rows: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
-    checks: dict[str, Any] = {}
-    versions: dict[str, str] = {}
-    cells = len(MODES) * len(args.concurrency)
+    meta: dict[str, Any] = {"versions": {}, "checks": {}, "incidents": []}
     print(
-        f"benchmark: {args.targets}, {cells} cells each, "
+        f"benchmark: {args.targets}, {len(MODES) * len(args.concurrency)} cells each, "
         f"{args.duration:g} s + {args.warmup:g} s warm-up",
         flush=True,
     )
@@ -405,52 +561,19 @@ def main(argv: list[str] | None = None) -> int:
         mock, mock_port = start_mock(log_dir)
         try:
             for name in args.targets:
-                target: Target | None = None
                 try:
-                    print(f"[{name}] starting", flush=True)
-                    if name == "direct":
-                        target = Target(
-                            "direct", mock_port, "/v1/chat/completions", "sk-mock", mock.pid, "mock"
-                        )
-                    elif name == "litellm":
-                        target = start_litellm(mock_port, log_dir, work)
-                    else:
-                        target = start_llmage(mock_port, log_dir, work)
-                    versions[name] = target.version
-                    checks[name] = smoke_check(target)
-                    print(f"[{name}] check: {checks[name]}", flush=True)
-                    for mode in MODES:
-                        for conc in args.concurrency:
-                            row = measure(
-                                target,
-                                mock,
-                                mock_port,
-                                mode,
-                                conc,
-                                args.duration,
-                                args.warmup,
-                                work,
-                            )
-                            rows.append(row)
-                            print(
-                                f"[{name}] {mode:10} c={conc:<3} {row['rps']:9.0f} req/s "
-                                f"p50 {row['p50_ms']:.3f} ms p99 {row['p99_ms']:.3f} ms "
-                                f"cpu {row['cpu_ms_per_request']} ms/req "
-                                f"errors {row['errors_status'] + row['errors_socket']}",
-                                flush=True,
-                            )
+                    run_target(name, mock, mock_port, args, log_dir, work, rows, meta)
                 except (
                     RuntimeError,
-                    TimeoutError,
                     OSError,
                     ValueError,
+                    LookupError,
+                    TypeError,
                     subprocess.SubprocessError,
                 ) as exc:
+                    # One target failing (e.g. llmage not built yet) must not lose the others.
                     skipped[name] = f"{type(exc).__name__}: {exc}"
                     print(f"[{name}] skipped: {skipped[name]}", file=sys.stderr, flush=True)
-                finally:
-                    if target is not None and target.proc is not None:
-                        target.proc.stop()
         finally:
             mock.stop()
     add_deltas(rows)
@@ -459,8 +582,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table)
     doc = {
-        "environment": environment(args, versions),
-        "checks": checks,
+        "environment": environment(args, meta["versions"]),
+        "checks": meta["checks"],
+        "incidents": meta["incidents"],
         "skipped": skipped,
         "acceptance": accept,
         "results": rows,

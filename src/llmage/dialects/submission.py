@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -102,10 +103,8 @@ async def read_submission(request: Request, max_bytes: int) -> dict[str, Any]:
         key = name[:-2] if name.endswith("[]") else name
         item: Any = await _upload(value) if isinstance(value, UploadFile) else value
         if isinstance(item, str) and item[:1] in "[{" and key in ("metadata", "extra_body"):
-            try:
+            with contextlib.suppress(orjson.JSONDecodeError):
                 item = orjson.loads(item)
-            except orjson.JSONDecodeError:
-                pass
         if key in fields:
             prev = fields[key]
             fields[key] = [*prev, item] if isinstance(prev, list) else [prev, item]
