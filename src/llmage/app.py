@@ -23,8 +23,13 @@ from llmage.dialects.media.routes import router as media_router
 from llmage.dialects.native import errors as native_errors
 from llmage.dialects.native.routes import router as native_router
 from llmage.dialects.native.video import router as native_video_router
+from llmage.dialects.newapi import errors as newapi_errors
+from llmage.dialects.newapi.routes import router as newapi_router
 from llmage.dialects.openai import errors as openai_errors
+from llmage.dialects.openai.images import router as openai_images_router
 from llmage.dialects.openai.routes import router as openai_router
+from llmage.dialects.openai.videos import router as openai_videos_router
+from llmage.dialects.platform.media_routes import router as platform_media_router
 from llmage.dialects.platform.routes import router as platform_router
 from llmage.domain.errors import InvalidRequest, LlmageError, NotFound
 from llmage.observability import metrics
@@ -38,6 +43,8 @@ def _dialect_error(path: str, exc: LlmageError) -> Response:
     """The one place that picks the error envelope: by the dialect the path belongs to."""
     if path.startswith("/llmage/"):
         return native_errors.error_response(exc)
+    if path.startswith("/v1/video/generations"):
+        return newapi_errors.error_response(exc)
     return openai_errors.error_response(exc)
 
 
@@ -138,7 +145,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(native_video_router)
     app.include_router(media_router)
     app.include_router(openai_router)
-    app.include_router(platform_router)  # last: its `/{platform}` prefix matches broadly
+    app.include_router(openai_videos_router)
+    app.include_router(openai_images_router)
+    app.include_router(newapi_router)
+    # Last: the `/{platform}` prefix matches broadly.
+    app.include_router(platform_router)
+    app.include_router(platform_media_router)
     # Hot endpoints served by plain Starlette routes placed first, in the same relative order.
     lean_routes = [
         Route(r.path, r.endpoint, methods=list(r.methods or ()), name=f"lean:{r.name}")
