@@ -200,6 +200,19 @@ class TaskService:
             raise NotFound(f"No task '{task_id}'", param="task_id")
         return row
 
+    async def wait(self, auth: KeyAuth, task_id: str, timeout: float) -> TaskRow:
+        """For synchronous APIs over async work (images): the task once terminal, or as it
+        is when `timeout` runs out. Polls the database, so it works across instances."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        delay = 0.05
+        while True:
+            row = await self.get(auth, task_id)
+            if row.status.terminal or loop.time() >= deadline:
+                return row
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+
     async def page(
         self, auth: KeyAuth, *, kind: str | None, limit: int, after: str | None, ascending: bool
     ) -> list[TaskRow]:
