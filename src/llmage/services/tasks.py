@@ -102,12 +102,15 @@ class TaskService:
         # One name may sit in several entries (text-, image- and reference-to-video): the
         # inputs decide which one the request means.
         raw = draft.raw
-        if _has_media(raw.get("image_files")) or _has_media(raw.get("video_files")):
-            want: tuple[ModelKind, ...] = (ModelKind.R2V,)
-        elif any(_has_media(v) for v in raw.values()):
-            want = (ModelKind.I2V, ModelKind.I2I)
+        has_media = any(_has_media(v) for v in raw.values())
+        if draft.kind == "image":
+            want: tuple[ModelKind, ...] = (ModelKind.I2I,) if has_media else (ModelKind.T2I,)
+        elif _has_media(raw.get("image_files")) or _has_media(raw.get("video_files")):
+            want = (ModelKind.R2V,)
+        elif has_media:
+            want = (ModelKind.I2V,)
         else:
-            want = (ModelKind.T2V, ModelKind.T2I)
+            want = (ModelKind.T2V,)
         for entry in found:
             if entry.kind in want:
                 return entry, draft.model
