@@ -78,7 +78,14 @@ class MetricsMiddleware:
                 child[1].inc()
             await send(message)
 
-        await self.app(scope, receive, send_wrapper)
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            # The outermost error handler answers 500 outside this middleware: count it here.
+            if status == 500:
+                path = getattr(scope.get("route"), "path", "unmatched")
+                metrics.REQUESTS.labels(path, "500").inc()
+            raise
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -50,12 +50,20 @@ def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
+_MAX_COUNT = 10_000_000
+
+
 def _positive_int(body: Mapping[str, Any], name: str) -> int | None:
     value = body.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidParameter(f"'{name}' must be a positive integer", param=name)
+    if value > _MAX_COUNT:
+        # No model generates this much; unbounded values would overflow the hold's arithmetic.
+        raise InvalidParameter(
+            f"'{name}' must be at most {_MAX_COUNT}", param=name, allowed=(1, _MAX_COUNT)
+        )
     return value
 
 

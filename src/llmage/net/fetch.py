@@ -77,16 +77,18 @@ class Fetched:
 def address_problem(ip: IPAddress) -> str | None:
     """Why this address must not be contacted, or None if it is a public unicast address."""
     if isinstance(ip, ipaddress.IPv6Address):
-        # Addresses that embed an IPv4 address are judged by the address they reach.
-        embedded = ip.ipv4_mapped or ip.sixtofour
-        if embedded is None and ip.teredo is not None:
-            embedded = ip.teredo[1]
-        if embedded is None and ip in _NAT64:
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if embedded is not None:
-            inner = address_problem(embedded)
-            if inner:
-                return f"{inner} (embedded in IPv6)"
+        # IPv4-mapped and NAT64 addresses are translations: they reach exactly the embedded
+        # IPv4 address, so that address decides (DNS64 networks synthesize NAT64 for everyone).
+        translated = ip.ipv4_mapped
+        if translated is None and ip in _NAT64:
+            translated = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if translated is not None:
+            inner = address_problem(translated)
+            return f"{inner} (embedded in IPv6)" if inner else None
+        # 6to4 and Teredo tunnel towards an embedded IPv4 address: it must be public too.
+        tunnelled = ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if tunnelled is not None and address_problem(tunnelled):
+            return f"{address_problem(tunnelled)} (embedded in IPv6)"
         if ip.is_site_local:
             return "site-local"
     checks = (

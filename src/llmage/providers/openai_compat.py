@@ -13,7 +13,12 @@ from llmage.providers.contract import Channel
 from llmage.providers.transport import Transport, scrub
 
 _POLICY_MARKERS = ("data_inspection_failed", "content_filter", "sensitive", "moderation")
-_QUOTA_MARKERS = ("insufficient_quota", "arrearage", "accountoverdue", "quota")
+_QUOTA_MARKERS = (
+    "insufficient_quota",
+    "arrearage",
+    "accountoverdue",
+    "exceeded your current quota",
+)
 
 
 def classify(status: int, body: bytes) -> UpstreamError:
@@ -28,13 +33,15 @@ def classify(status: int, body: bytes) -> UpstreamError:
     except orjson.JSONDecodeError:
         pass
     low = text.lower()
+    # Out-of-money answers come as 400 (DashScope Arrearage), 402, 403 (Ark AccountOverdue) or
+    # 429: our upstream account's problem, worth another channel, never the user's fault.
+    if status == 402 or (status in (400, 403, 429) and any(m in low for m in _QUOTA_MARKERS)):
+        return UpstreamError(
+            UpstreamKind.QUOTA, "Upstream account quota exhausted", upstream_status=status
+        )
     if status in (401, 403):
         return UpstreamError(
             UpstreamKind.AUTH, "Upstream rejected our credentials", upstream_status=status
-        )
-    if status == 402 or (status == 429 and any(m in low for m in _QUOTA_MARKERS)):
-        return UpstreamError(
-            UpstreamKind.QUOTA, "Upstream account quota exhausted", upstream_status=status
         )
     if any(m in low for m in _POLICY_MARKERS) and 400 <= status < 500:
         return UpstreamError(UpstreamKind.CONTENT_POLICY, scrub(message), upstream_status=status)

@@ -13,7 +13,9 @@ import aiohttp
 
 from llmage.domain.errors import UpstreamError, UpstreamKind
 
-_SECRETISH = re.compile(r"(sk-|Bearer\s+|AKLT|ak-)[A-Za-z0-9._\-*]{4,}", re.IGNORECASE)
+_SECRETISH = re.compile(
+    r"(?<![A-Za-z0-9])(sk-|Bearer\s+|AKLT|ak-)[A-Za-z0-9._\-*]{4,}", re.IGNORECASE
+)
 
 
 def scrub(text: str, limit: int = 500) -> str:

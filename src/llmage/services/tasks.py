@@ -203,11 +203,11 @@ class TaskService:
             raise NotFound(f"No task '{task_id}'", param="task_id")
         return row
 
-    async def wait(self, auth: KeyAuth, task_id: str, timeout: float) -> TaskRow:
+    async def wait(self, auth: KeyAuth, task_id: str, max_wait: float) -> TaskRow:
         """For synchronous APIs over async work (images): the task once terminal, or as it
-        is when `timeout` runs out. Polls the database, so it works across instances."""
+        is when `max_wait` seconds have passed. Polls the database: works across instances."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + max_wait
         delay = 0.05
         while True:
             row = await self.get(auth, task_id)

@@ -128,7 +128,9 @@ class S3Storage:
             raise ValueError("s3 endpoint must be an http(s) URL")
         if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", bucket):
             raise ValueError("invalid s3 bucket name")
-        self._base = base.with_path(base.path.rstrip("/"))
+        self._base = base
+        # An endpoint may carry a path prefix (a reverse proxy); "http://h:9000" has path "/".
+        self._prefix = base.path.rstrip("/")
         # The Host header we sign must be byte-identical to the one aiohttp sends.
         self._host = base.raw_host or ""
         if base.explicit_port is not None and not base.is_default_port():
@@ -143,7 +145,7 @@ class S3Storage:
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:  # never the keys
-        return f"S3Storage({str(self._base)!r}, bucket={self.bucket!r})"
+        return f"S3Storage({str(self._base.with_user(None))!r}, bucket={self.bucket!r})"
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -161,7 +163,7 @@ class S3Storage:
         headers: Mapping[str, str] | None = None,
     ) -> aiohttp.ClientResponse:
         """Sign and send; the caller owns (and releases, via `async with`) the response."""
-        path = f"{self._base.path}/{self.bucket}" + (f"/{key}" if key else "")
+        path = f"{self._prefix}/{self.bucket}" + (f"/{key}" if key else "")
         signed = sign_v4(
             method=method,
             path=path,

@@ -128,19 +128,32 @@ async def _taskid(request: Request) -> str:
     return str(taskid)
 
 
-@router.api_route("/tasks", methods=["GET", "POST"], summary="Task status (seed 000)")
 async def task_status(request: Request) -> Response:
     auth = await authenticate(request)
     row = await platform_of(request).tasks.get(auth, await _taskid(request))
     return JSONBytes(native_view(row, platform_of(request).media, base_url(request)))
 
 
-@router.api_route(
-    "/tasks/cancel",
-    methods=["POST", "DELETE"],
-    summary="Cancel an open task; its hold is released in full",
-)
 async def task_cancel(request: Request) -> Response:
     auth = await authenticate(request)
     row = await platform_of(request).tasks.cancel(auth, await _taskid(request))
     return JSONBytes(native_view(row, platform_of(request).media, base_url(request)))
+
+
+# The seed documents the status query as GET in one place and POST in another: both work.
+for _method in ("GET", "POST"):
+    router.add_api_route(
+        "/tasks",
+        task_status,
+        methods=[_method],
+        summary="Task status (seed 000)",
+        operation_id=f"native_task_status_{_method.lower()}",
+    )
+for _method in ("POST", "DELETE"):
+    router.add_api_route(
+        "/tasks/cancel",
+        task_cancel,
+        methods=[_method],
+        summary="Cancel an open task; its hold is released in full",
+        operation_id=f"native_task_cancel_{_method.lower()}",
+    )
