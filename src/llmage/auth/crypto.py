@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import time
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -27,10 +28,19 @@ class CredentialBox:
         path = data_dir / "secret.key"
         if not path.exists():
             data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(Fernet.generate_key())
-        return cls(path.read_bytes().strip())
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # another process created it first: use theirs
+            else:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(Fernet.generate_key())
+        for _ in range(50):
+            key = path.read_bytes().strip()
+            if key:
+                return cls(key)
+            time.sleep(0.01)  # the creating process is between open() and write()
+        raise ValueError(f"secret key file {path} is empty")
 
     def seal(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()

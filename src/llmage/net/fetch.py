@@ -182,6 +182,8 @@ class GuardedFetcher:
         if not allowed:
             for ip in addresses:
                 problem = address_problem(ip)
+                if problem and str(ip) == host:
+                    raise FetchRejected(f"address {host} is {problem}, not public")
                 if problem:
                     raise FetchRejected(f"host {host} resolves to a {problem} address")
         resolver.pinned[host] = addresses

@@ -67,13 +67,31 @@ def _disposition(filename: str) -> str:
     return f"inline; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-@router.api_route(
+# Two routes rather than one api_route(methods=[GET, HEAD]): each OpenAPI operation needs its
+# own operationId, and client generators key on it.
+@router.get(
     "/media/{token}",
-    methods=["GET", "HEAD"],
-    summary="Download re-hosted media by signed link",
+    summary="Download re-hosted media by signed link (supports Range)",
+    operation_id="media_download",
     response_class=Response,
 )
+async def media_get(token: str, request: Request) -> Response:
+    return await media(token, request)
+
+
+@router.head(
+    "/media/{token}",
+    summary="Size and headers of re-hosted media, without the body",
+    operation_id="media_head",
+    response_class=Response,
+)
+async def media_head(token: str, request: Request) -> Response:
+    return await media(token, request)
+
+
 async def media(token: str, request: Request) -> Response:
+    """Serve the object a media token grants (GET or HEAD, ranges). Other dialects reuse it,
+    e.g. OpenAI `/v1/videos/{id}/content` answers with the same bytes and headers."""
     platform: Any = request.app.state.platform
     storage: Storage = platform.storage
     now = time.time()
