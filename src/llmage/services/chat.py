@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from llmage.billing.ledger import Hold, Ledger
 from llmage.db.money_store import Stmt, now_ms
 from llmage.db.repos.accounts import KeyAuth
@@ -38,6 +40,7 @@ from llmage.services.routing import ChannelDirectory
 
 log = logging.getLogger(__name__)
 
+_PROMPT_EXTRAS = ("tools", "functions", "tool_choice", "response_format")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 
 
@@ -124,7 +127,11 @@ class ChatService:
     def quote(self, req: ChatRequest, entry: ModelEntry, price: ChatPrice) -> int:
         """Worst case: every prompt byte a token, and the whole completion budget per choice."""
         max_tokens = req.max_tokens or entry.max_output_tokens or self._default_max_tokens
-        prompt = prompt_token_ceiling(req.body["messages"], self._attachment_tokens)
+        # Tool and schema definitions are prompt tokens too.
+        extras = "".join(
+            orjson.dumps(req.body[k]).decode() for k in _PROMPT_EXTRAS if req.body.get(k)
+        )
+        prompt = prompt_token_ceiling(req.body["messages"], self._attachment_tokens, extras)
         return token_cost(prompt, price.input_per_mtok) + token_cost(
             max_tokens * req.n, price.output_per_mtok
         )
