@@ -6,7 +6,9 @@ import click
 
 from llmage.cli.accounts import credit, key, user
 from llmage.cli.channels import channel
+from llmage.cli.generate import image, video
 from llmage.cli.runtime import run
+from llmage.cli.tasks import tasks
 from llmage.observability.logs import configure
 from llmage.services.platform import Platform
 from llmage.settings import get_settings
@@ -95,6 +97,9 @@ cli.add_command(user)
 cli.add_command(key)
 cli.add_command(credit)
 cli.add_command(channel)
+cli.add_command(video)
+cli.add_command(image)
+cli.add_command(tasks)
 
 
 def main() -> None:

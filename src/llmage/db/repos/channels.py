@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from llmage.db.money_store import now_ms
 from llmage.db.tables import channels
+from llmage.domain.errors import Conflict
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,8 @@ class ChannelRepo:
         priority: int = 0,
         weight: int = 1,
     ) -> int:
+        if any(c.name == name for c in await self.list()):
+            raise Conflict(f"a channel named '{name}' already exists", param="name")
         async with self._engine.begin() as conn:
             res = await conn.execute(
                 insert(channels)

@@ -60,8 +60,10 @@ async def _draft(request: Request) -> TaskDraft:
     raw = convert_files(
         {k: v for k, v in fields.items() if k not in _CONTROL}, file_slots(p.catalog)
     )
+    entry = p.catalog.by_llmid(str(llmid))
+    kind = "image" if entry is not None and entry.kind.is_image else "video"
     return TaskDraft(
-        kind="video",
+        kind=kind,
         raw=raw,
         llmid=str(llmid),
         model=str(fields["model"]) if fields.get("model") else None,
@@ -73,7 +75,11 @@ def base_url(request: Request) -> str:
     return platform_of(request).settings.public_base_url or str(request.base_url)
 
 
-@router.post("/video", openapi_extra=_FORM_DOC, summary="Submit a video task (seed 000)")
+@router.post(
+    "/video",
+    openapi_extra=_FORM_DOC,
+    summary="Submit a generation task (seed 000): a video, or images for an image llmid",
+)
 async def submit_video(request: Request) -> Response:
     auth = await authenticate(request)
     draft = await _draft(request)
