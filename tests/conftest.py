@@ -79,14 +79,20 @@ class Stack:
 
 def make_settings(tmp: Path, url: str, **overrides: object) -> Settings:
     return Settings(
-        data_dir=tmp, database_url=url, secret_key=Fernet.generate_key().decode(),
-        key_cache_ttl=0.5, channel_cache_ttl=0.2, log_json=False,
+        data_dir=tmp,
+        database_url=url,
+        secret_key=Fernet.generate_key().decode(),
+        key_cache_ttl=0.5,
+        channel_cache_ttl=0.2,
+        log_json=False,
         **overrides,  # type: ignore[arg-type]
     )
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp(f"stack-{request.param}")
     with database_url(request.param, tmp) as url:
         settings = make_settings(tmp, url)
@@ -97,15 +103,27 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         try:
             admin.call(platform.start(migrate=False))
             admin.call(upstream.start())
-            admin.call(platform.channels.add(
-                name="sim", provider="sim", platform="sim", base_url="", credential_enc=None,
-                models=SIM_MODELS,
-            ))
-            admin.call(platform.channels.add(
-                name="fake", provider="openai_compat", platform="fakeplat", base_url=upstream.url,
-                credential_enc=platform.box.seal(upstream.api_key), models=FAKE_MODELS,
-                priority=10,
-            ))
+            admin.call(
+                platform.channels.add(
+                    name="sim",
+                    provider="sim",
+                    platform="sim",
+                    base_url="",
+                    credential_enc=None,
+                    models=SIM_MODELS,
+                )
+            )
+            admin.call(
+                platform.channels.add(
+                    name="fake",
+                    provider="openai_compat",
+                    platform="fakeplat",
+                    base_url=upstream.url,
+                    credential_enc=platform.box.seal(upstream.api_key),
+                    models=FAKE_MODELS,
+                    priority=10,
+                )
+            )
             yield Stack(request.param, server.url, settings, server, admin, platform, upstream)
         finally:
             server.stop()
@@ -119,8 +137,16 @@ def upstream(stack: Stack) -> Iterator[FakeOpenAI]:
     """The fake upstream, reset to a well-behaved default for each test."""
     up = stack.upstream
     fresh = FakeOpenAI()
-    for name in ("usage", "status", "error_body", "delay", "chunk_delay", "stream_chunks",
-                 "cut_after", "reasoning"):
+    for name in (
+        "usage",
+        "status",
+        "error_body",
+        "delay",
+        "chunk_delay",
+        "stream_chunks",
+        "cut_after",
+        "reasoning",
+    ):
         setattr(up, name, getattr(fresh, name))
     up.requests.clear()
     up.headers.clear()

@@ -46,6 +46,19 @@ SEED_000_VIDEO = {
     "nVbH7lEO51soqTbLGIHE_": ("r2v", "We Token AI", S2_DREAMINA),
 }
 
+# Seeds 002 and 004 (new-api style names), by hand: llmid -> (kind, vendor, platform, names).
+SEED_002_004_VIDEO = {
+    "3HE7KFJ7x3QHTVEiM5xvq": ("t2v", "vidu", "vidu", ("viduq3-turbo",)),
+    "uJvMC95mczZLwKyOv4a6k": ("i2v", "vidu", "vidu", ("viduq3-pro", "viduq3-turbo")),
+    "wc4m40vpx56o-N2LovGs0": ("r2v", "vidu", "vidu", ("viduq3-pro", "viduq3-turbo")),
+    "KeeIqsjA0B_PBOBc9CvN9": ("t2v", "vidu", "vidu", ("viduq1",)),
+    "Ye8oyKXdI-6zsLHQSGF4E": ("i2v", "vidu", "vidu", ("viduq1",)),
+    "AV38wk4OdtbrT_5XHanLO": ("t2v", "可灵", "kling", ("kling-v1",)),
+    "gmZnaxnP6dtVRR-4otnwL": ("i2v", "可灵", "kling", ("kling-v1",)),
+    "Bsy6AvQ1kFzuhQl8N6j4k": ("t2v", "即梦", "jimeng", ("jimeng_vgfm_t2v_l20",)),
+    "8u6Q25K1EpRa27fke8pcQ": ("i2v", "即梦", "jimeng", ("jimeng_vgfm_i2v_l20",)),
+}
+
 CHAT_NAMES = {
     "qwen3-max": "aliyun",
     "qwen-plus": "aliyun",
@@ -76,13 +89,21 @@ def test_every_seed_000_video_model_is_present(catalog: Catalog) -> None:
 
 def test_video_models_are_exactly_the_seed_ones(catalog: Catalog) -> None:
     video = {e.llmid for e in catalog.entries() if e.kind.is_video}
-    assert video == set(SEED_000_VIDEO)
+    assert video == set(SEED_000_VIDEO) | set(SEED_002_004_VIDEO)
+
+
+def test_seed_002_004_video_models_are_present(catalog: Catalog) -> None:
+    for llmid, (kind, vendor, platform, names) in SEED_002_004_VIDEO.items():
+        entry = catalog.by_llmid(llmid)
+        assert entry is not None, llmid
+        assert (entry.kind, entry.vendor, entry.platform) == (ModelKind(kind), vendor, platform)
+        assert entry.names == names, llmid
 
 
 def test_platforms_follow_the_vendor(catalog: Catalog) -> None:
     expected = {"阿里云": "aliyun", "通义万象": "aliyun", "豆包": "volcengine"}
-    expected |= {"We Token AI": "byteplus", "vidu": "vidu"}
-    for llmid in SEED_000_VIDEO:
+    expected |= {"We Token AI": "byteplus", "vidu": "vidu", "可灵": "kling", "即梦": "jimeng"}
+    for llmid in [*SEED_000_VIDEO, *SEED_002_004_VIDEO]:
         entry = catalog.by_llmid(llmid)
         assert entry is not None
         assert entry.platform == expected[entry.vendor]
@@ -97,7 +118,8 @@ def test_every_video_model_has_prompt_and_duration(catalog: Catalog) -> None:
         duration = entry.param("duration")
         assert duration is not None and duration.type == "integer", entry.llmid
         assert duration.default is not None
-        assert entry.param("resolution") or entry.param("size"), entry.llmid
+        # Kling has no resolution field: its std/pro mode decides quality and price.
+        assert entry.param("resolution") or entry.param("size") or entry.param("mode")
         assert isinstance(entry.price, MediaPrice) and entry.price.unit == "second"
 
 

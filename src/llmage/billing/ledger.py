@@ -16,6 +16,7 @@ same hold (two pollers, a retry after restart) changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from llmage.db.money_store import DuplicateRef, MoneyStore, Stmt, now_ms
@@ -185,6 +186,6 @@ class Ledger:
         """Run a prepared program (a settle plus its usage record) and wait for the commit."""
         await self._store.run(stmts, lock_order)
 
-    def submit(self, stmts: list[Stmt], lock_order: int) -> None:
+    def submit(self, stmts: list[Stmt], lock_order: int) -> asyncio.Future[None]:
         """Queue a prepared program without waiting: settlement from a cancelled task."""
-        self._store.submit(stmts, lock_order)
+        return self._store.submit(stmts, lock_order)

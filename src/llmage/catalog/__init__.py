@@ -1,9 +1,11 @@
 """The shipped model catalog (models.json) and the parser for admin-supplied catalog files.
 
 File format (see the `_comment` of models.json): `{"version": 1, "currency": "CNY",
-"param_sets": {name: [param, ...]}, "models": [entry, ...]}`. An entry's `params` is either a
-list of parameter objects or the name of a param set; sets are shared because several llmids
-(t2v/i2v/r2v, Ark/BytePlus) take the same table. Keys starting with `_` and `notes` are comments.
+"param_sets": {name: [param, ...]}, "models": [entry, ...], "aliases": {name: alias}}`. An entry's
+`params` is either a list of parameter objects or the name of a param set; sets are shared because
+several llmids (t2v/i2v/r2v, Ark/BytePlus) take the same table. An alias is `{"model": base name,
+"kinds": [t2v|i2v|r2v...] (optional: all), "params": {name: fixed value}, "description"}`. Keys
+starting with `_` and `notes` are comments.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from llmage.domain.catalog import Catalog, ChatPrice, MediaPrice, ModelEntry, ModelKind
+from llmage.domain.catalog import (
+    Catalog,
+    ChatPrice,
+    MediaPrice,
+    ModelAlias,
+    ModelEntry,
+    ModelKind,
+)
 from llmage.domain.params import ParamSpec
 
 __all__ = ["CatalogFormatError", "load_catalog", "load_catalog_file", "parse_catalog"]
@@ -170,6 +179,39 @@ def _parse_entry(obj: Any, sets: Mapping[str, tuple[ParamSpec, ...]], where: str
         raise CatalogFormatError(f"{where}: {exc}") from None
 
 
+def _parse_alias(name: str, obj: Any, where: str) -> ModelAlias:
+    where = f"{where}.{name}"
+    if not isinstance(obj, dict):
+        raise CatalogFormatError(f"{where}: an alias must be an object")
+    _check_keys(obj, frozenset({"model", "kinds", "params", "description"}), where)
+    model, kinds, params = obj.get("model"), obj.get("kinds", []), obj.get("params", {})
+    if not isinstance(model, str) or not model:
+        raise CatalogFormatError(f"{where}: 'model' must be a model name")
+    if not isinstance(kinds, list) or not isinstance(params, dict):
+        raise CatalogFormatError(f"{where}: 'kinds' must be a list and 'params' an object")
+    try:
+        parsed_kinds = tuple(ModelKind(k) for k in kinds)
+    except ValueError as exc:
+        raise CatalogFormatError(f"{where}: {exc}") from None
+    return ModelAlias(
+        name=name,
+        model=model,
+        kinds=parsed_kinds,
+        params=MappingProxyType({str(k): _frozen(v) for k, v in params.items()}),
+        description=str(obj.get("description", "")),
+    )
+
+
+def _parse_aliases(value: Any, where: str) -> list[ModelAlias]:
+    if not isinstance(value, dict):
+        raise CatalogFormatError(f"{where}: 'aliases' must be an object")
+    return [
+        _parse_alias(name, obj, f"{where}: aliases")
+        for name, obj in value.items()
+        if not _is_comment(name)
+    ]
+
+
 def parse_catalog(
     data: Any,
     *,
@@ -179,7 +221,7 @@ def parse_catalog(
     """Build a Catalog from decoded JSON. `shared_sets` lets an override file name shipped sets."""
     if not isinstance(data, dict):
         raise CatalogFormatError(f"{source}: top level must be an object")
-    _check_keys(data, frozenset({"version", "currency", "param_sets", "models"}), source)
+    _check_keys(data, frozenset({"version", "currency", "param_sets", "models", "aliases"}), source)
     version = data.get("version", 1)
     if version not in SUPPORTED_VERSIONS:
         raise CatalogFormatError(f"{source}: unsupported catalog version {version!r}")
@@ -193,8 +235,9 @@ def parse_catalog(
     if not isinstance(models, list):
         raise CatalogFormatError(f"{source}: 'models' must be a list")
     entries = [_parse_entry(m, sets, f"{source}: models[{i}]") for i, m in enumerate(models)]
+    aliases = _parse_aliases(data.get("aliases", {}), source)
     try:
-        return Catalog(entries)
+        return Catalog(entries, aliases)
     except ValueError as exc:
         raise CatalogFormatError(f"{source}: {exc}") from None
 

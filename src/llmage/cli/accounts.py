@@ -13,6 +13,13 @@ from llmage.services.accounts import AccountService
 from llmage.services.platform import Platform
 
 
+def _amount(text: str, hint: str) -> int:
+    try:
+        return parse_amount(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from exc
+
+
 def _when(ms: int | None) -> str:
     if ms is None:
         return "-"
@@ -72,7 +79,12 @@ def key() -> None:
 @key.command("create")
 @click.argument("username")
 @click.option("--name", default="default", show_default=True, help="A label for the key.")
-@click.option("--expires-days", type=float, default=None, help="Expire after this many days.")
+@click.option(
+    "--expires-days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Expire after this many days (more than 0).",
+)
 @click.option(
     "--models",
     default=None,
@@ -108,7 +120,7 @@ def key_create(
             name=name,
             expires_in_days=expires_days,
             models=[m.strip() for m in models.split(",") if m.strip()] if models else None,
-            spend_limit=parse_amount(spend_limit) if spend_limit else None,
+            spend_limit=_amount(spend_limit, "--spend-limit") if spend_limit else None,
             value=value,
         )
         return new.id, new.key
@@ -160,7 +172,7 @@ def key_revoke(key_id: int) -> None:
 @click.option("--memo", default=None, help="Note stored with the ledger entry.")
 def credit(username: str, amount: str, ref: str | None, memo: str | None) -> None:
     """Add AMOUNT (currency units, e.g. 100 or 0.5) to USERNAME's balance."""
-    micros = parse_amount(amount)
+    micros = _amount(amount, "AMOUNT")
     if micros <= 0:
         raise click.BadParameter("must be positive", param_hint="AMOUNT")
 

@@ -2,7 +2,9 @@
 
 Pure types and lookups; the shipped data lives in `llmage.catalog` (JSON) and is parsed there.
 Video models are addressed by `llmid` (seed 000's native API) and may offer several concrete model
-names; chat models are addressed by name (OpenAI dialect) or by llmid.
+names; chat models are addressed by name (OpenAI dialect) or by llmid. Aliases (seed 002's reseller
+names such as `viduq3p-720p-offpeak`) stand for a base model name run in given kinds with some
+parameters fixed.
 """
 
 from __future__ import annotations
@@ -12,7 +14,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from llmage.domain.errors import UnknownModel
-from llmage.domain.params import InvalidParameterError, ParamSpec, json_schema
+from llmage.domain.params import (
+    InvalidParameterError,
+    ParamSpec,
+    json_schema,
+    normalize_params,
+)
 
 
 class ModelKind(StrEnum):
@@ -132,8 +139,86 @@ def validate_entry(entry: ModelEntry) -> None:
         raise ValueError(f"{where}: a per-second price needs a 'duration' parameter")
 
 
+@dataclass(frozen=True, slots=True)
+class ModelAlias:
+    """Another name for `model` that runs only as one of `kinds` (all when empty) and fixes
+    `params`, e.g. `viduq3p-720p-offpeak` = viduq3-pro, t2v or i2v, 720p, off-peak."""
+
+    name: str
+    model: str
+    kinds: tuple[ModelKind, ...] = ()
+    params: Mapping[str, object] = field(default_factory=dict)
+    description: str = ""
+
+    def allows(self, kind: ModelKind) -> bool:
+        return not self.kinds or kind in self.kinds
+
+
+def canonical_value(spec: ParamSpec, value: object) -> object:
+    """`value` as the request normaliser would store it (raises InvalidParameterError), to
+    compare two spellings of one setting: `"5"` and `5`, `720P` and `720p`, `true` and `Y`."""
+    loose = ParamSpec(
+        spec.name, spec.type, enum=spec.enum, minimum=spec.minimum, maximum=spec.maximum,
+        case_insensitive=spec.case_insensitive,
+    )  # fmt: skip
+    return normalize_params((loose,), {spec.name: value}).get(spec.name)
+
+
+def apply_alias(
+    alias: ModelAlias, entry: ModelEntry, raw: Mapping[str, object]
+) -> dict[str, object]:
+    """`raw` with the alias's fixed parameters set under their canonical names.
+
+    A request that already gives one of them (under any of its spellings) must give the same
+    value: `viduq3p-720p` with `resolution: 1080p` is a contradiction, refused with a 400 that
+    names the parameter, rather than silently charged at either price.
+    """
+    out = dict(raw)
+    for name, fixed in alias.params.items():
+        spec = entry.param(name)
+        if spec is None:  # validated at load time; a hand-built Catalog may still get here
+            raise ValueError(f"alias {alias.name!r} fixes {name!r}, unknown to {entry.llmid}")
+        want = canonical_value(spec, fixed)
+        for key in spec.names:
+            sent = out.pop(key, None)
+            if sent is None or sent == "":
+                continue
+            if canonical_value(spec, sent) != want:
+                raise InvalidParameterError(
+                    name,
+                    f"Model '{alias.name}' fixes {name} = {want}; the request asks for {sent}. "
+                    f"Drop '{key}' or pick the model name for that setting",
+                    (want,),
+                )
+        out[spec.name] = want
+    return out
+
+
+def validate_alias(alias: ModelAlias, entries: Sequence[ModelEntry]) -> None:
+    """`entries` are those named `alias.model`; every one the alias can reach must take (and
+    allow) each fixed parameter, or requests through the alias would fail later."""
+    where = f"alias {alias.name!r}"
+    if not alias.name or not alias.model:
+        raise ValueError(f"{where}: needs a name and a target model")
+    reach = [e for e in entries if e.kind is not ModelKind.CHAT and alias.allows(e.kind)]
+    if not reach:
+        raise ValueError(f"{where}: no media model {alias.model!r} of kind(s) {alias.kinds}")
+    missing = [k for k in alias.kinds if not any(e.kind is k for e in reach)]
+    if missing:
+        raise ValueError(f"{where}: model {alias.model!r} has no {', '.join(missing)} entry")
+    for entry in reach:
+        for name, value in alias.params.items():
+            spec = entry.param(name)
+            if spec is None or spec.is_file:
+                raise ValueError(f"{where}: {entry.llmid} has no parameter {name!r}")
+            try:
+                canonical_value(spec, value)
+            except InvalidParameterError as exc:
+                raise ValueError(f"{where}: {exc.message}") from None
+
+
 class Catalog:
-    def __init__(self, entries: Iterable[ModelEntry]) -> None:
+    def __init__(self, entries: Iterable[ModelEntry], aliases: Iterable[ModelAlias] = ()) -> None:
         self._entries: tuple[ModelEntry, ...] = tuple(entries)
         self._by_llmid: dict[str, ModelEntry] = {}
         self._by_name: dict[str, list[ModelEntry]] = {}
@@ -150,6 +235,14 @@ class Catalog:
                     if name in self._chat_by_name:
                         raise ValueError(f"chat model name {name!r} listed by two entries")
                     self._chat_by_name[name] = entry
+        self._aliases: dict[str, ModelAlias] = {}
+        for alias in aliases:
+            if alias.name in self._by_name or alias.name in self._by_llmid:
+                raise ValueError(f"alias {alias.name!r} hides a model name or llmid")
+            if alias.name in self._aliases:
+                raise ValueError(f"duplicate alias {alias.name!r}")
+            validate_alias(alias, self._by_name.get(alias.model, ()))
+            self._aliases[alias.name] = alias
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -165,6 +258,24 @@ class Catalog:
 
     def by_name(self, name: str) -> list[ModelEntry]:
         return list(self._by_name.get(name, ()))
+
+    def alias(self, name: str) -> ModelAlias | None:
+        return self._aliases.get(name)
+
+    def aliases(self) -> Sequence[ModelAlias]:
+        return tuple(self._aliases.values())
+
+    def alias_for(self, entry: ModelEntry, model: str, params: Mapping[str, object]) -> str | None:
+        """The alias that describes a run of `entry` as `model` with these normalised params
+        (the one fixing the most of them), for dialects that answer with the reseller name."""
+        best: tuple[int, str] | None = None
+        for alias in self._aliases.values():
+            if alias.model != model or not alias.allows(entry.kind):
+                continue
+            fits = all(params.get(k) == v for k, v in alias.params.items())
+            if fits and (best is None or len(alias.params) > best[0]):
+                best = (len(alias.params), alias.name)
+        return best[1] if best else None
 
     def chat_model(self, name_or_llmid: str) -> tuple[ModelEntry, str] | None:
         entry = self._chat_by_name.get(name_or_llmid)
@@ -197,11 +308,13 @@ class Catalog:
 
 
 def overlay(base: Catalog, override: Catalog) -> Catalog:
-    """`base` with entries replaced (same llmid) or added by `override`, keeping base order."""
+    """`base` with entries replaced (same llmid) or added by `override`, keeping base order;
+    aliases of both, `override` winning on a name."""
     replaced = {e.llmid: e for e in override.entries()}
     merged = [replaced.pop(e.llmid, e) for e in base.entries()]
     merged.extend(e for e in override.entries() if e.llmid in replaced)
-    return Catalog(merged)
+    aliases = {a.name: a for a in base.aliases()} | {a.name: a for a in override.aliases()}
+    return Catalog(merged, aliases.values())
 
 
 def model_json_schema(entry: ModelEntry) -> dict[str, object]:

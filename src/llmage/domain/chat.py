@@ -6,6 +6,7 @@ client's dict (unknown fields included) is what lets vendor extensions pass thro
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,8 +47,17 @@ class Usage:
         )
 
 
+_MAX_TOKENS_REPORTED = 2**31 - 1
+
+
 def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    """A token count as reported upstream: absurd values are clamped (the charge is capped by
+    the hold anyway), floats such as 1e20 are not silently taken for zero."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if isinstance(value, float) and not math.isfinite(value):
+        return _MAX_TOKENS_REPORTED if value > 0 else 0
+    return max(0, min(int(value), _MAX_TOKENS_REPORTED))
 
 
 _MAX_COUNT = 10_000_000

@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 MICROS_PER_UNIT = 1_000_000
+MAX_AMOUNT = 10**15  # one billion currency units: far below BIGINT, far above any real balance
 
 
 def ceil_div(numerator: int, denominator: int) -> int:
@@ -32,6 +33,8 @@ def parse_amount(text: str) -> int:
         raise ValueError(f"amount {text!r} is finer than one micro-unit")
     if not value.is_finite():
         raise ValueError(f"not an amount: {text!r}")
+    if abs(micros) > MAX_AMOUNT:
+        raise ValueError(f"amount {text!r} is too large (at most {MAX_AMOUNT // MICROS_PER_UNIT})")
     return int(micros)
 
 

@@ -5,6 +5,7 @@ Every dialect calls `complete` or `stream` with a canonical request and renders 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -15,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from llmage.billing.ledger import Hold, Ledger
-from llmage.db.money_store import Stmt, now_ms
+from llmage.billing.ledger import Hold, HoldAlreadySettled, Ledger
+from llmage.db.money_store import DuplicateRef, Stmt, now_ms
 from llmage.db.repos.accounts import KeyAuth
 from llmage.db.repos.usage import UsageRecord, usage_insert
 from llmage.domain.catalog import Catalog, ChatPrice, ModelEntry
@@ -170,13 +171,22 @@ class ChatService:
     # -- settlement ---------------------------------------------------------------------------
 
     def _settlement(
-        self, ctx: ChatContext, usage: Usage, *, status: str, estimated: bool, error: str | None
+        self,
+        ctx: ChatContext,
+        usage: Usage,
+        *,
+        status: str,
+        estimated: bool,
+        error: str | None,
+        charge: bool = True,
     ) -> list[Stmt]:
-        amount = min(
-            token_cost(usage.prompt_tokens, ctx.price.input_per_mtok)
-            + token_cost(usage.completion_tokens, ctx.price.output_per_mtok),
-            ctx.hold.amount,
-        )
+        amount = 0
+        if charge:
+            amount = min(
+                token_cost(usage.prompt_tokens, ctx.price.input_per_mtok)
+                + token_cost(usage.completion_tokens, ctx.price.output_per_mtok),
+                ctx.hold.amount,
+            )
         record = UsageRecord(
             id=ctx.usage_id,
             user_id=ctx.auth.user_id,
@@ -205,9 +215,36 @@ class ChatService:
             metrics.TOKENS.labels(ctx.model, "completion").inc(usage.completion_tokens)
         return self._ledger.settle_program(ctx.hold, amount, [usage_insert(record)])
 
+    def _fallback(self, ctx: ChatContext, exc: BaseException) -> list[Stmt]:
+        """If a settlement cannot be written (it should not happen), the hold must still end:
+        release it with a bare usage record that says why."""
+        log.error("settlement of %s failed (%r); releasing the hold", ctx.usage_id, exc)
+        return self._settlement(
+            ctx, Usage(), status="error", estimated=False, error=f"settlement failed: {exc!r}"[:500]
+        )
+
+    async def _settle(self, ctx: ChatContext, usage: Usage, **kw: Any) -> None:
+        try:
+            await self._ledger.run(self._settlement(ctx, usage, **kw), ctx.auth.user_id)
+        except (HoldAlreadySettled, DuplicateRef):
+            pass
+        except Exception as exc:
+            await self._ledger.run(self._fallback(ctx, exc), ctx.auth.user_id)
+
+    def _settle_soon(self, ctx: ChatContext, usage: Usage, **kw: Any) -> None:
+        """Settle without waiting: from a cancelled task (client gone) the settlement must still
+        happen, so the money store owns it from here."""
+        fut = self._ledger.submit(self._settlement(ctx, usage, **kw), ctx.auth.user_id)
+
+        def check(f: asyncio.Future[None]) -> None:
+            exc = None if f.cancelled() else f.exception()
+            if exc is not None and not isinstance(exc, (HoldAlreadySettled, DuplicateRef)):
+                self._ledger.submit(self._fallback(ctx, exc), ctx.auth.user_id)
+
+        fut.add_done_callback(check)
+
     async def _release(self, ctx: ChatContext, error: LlmageError) -> None:
-        stmts = self._settlement(ctx, Usage(), status="error", estimated=False, error=error.message)
-        await self._ledger.run(stmts, ctx.auth.user_id)
+        await self._settle(ctx, Usage(), status="error", estimated=False, error=error.message)
 
     def _estimate(self, ctx: ChatContext, meter: StreamMeter) -> Usage:
         return Usage(
@@ -228,10 +265,7 @@ class ChatService:
             raise
         except BaseException:
             # Cancelled (client gone) or a bug: the hold must still end, in the background.
-            self._ledger.submit(
-                self._settlement(ctx, Usage(), status="cancelled", estimated=False, error=None),
-                ctx.auth.user_id,
-            )
+            self._settle_soon(ctx, Usage(), status="cancelled", estimated=False, error=None)
             raise
         usage = Usage.from_openai(body.get("usage"))
         estimated = usage is None
@@ -243,10 +277,7 @@ class ChatService:
             meter.add(text)
             usage = self._estimate(ctx, meter)
         body["model"] = ctx.model
-        await self._ledger.run(
-            self._settlement(ctx, usage, status="ok", estimated=estimated, error=None),
-            ctx.auth.user_id,
-        )
+        await self._settle(ctx, usage, status="ok", estimated=estimated, error=None)
         return ChatResult(ctx.usage_id, ctx.model, body, usage)
 
     async def _call(self, ctx: ChatContext, channels: list[Channel]) -> dict[str, Any]:
@@ -289,10 +320,7 @@ class ChatService:
                     continue
                 break
             except BaseException:
-                self._ledger.submit(
-                    self._settlement(ctx, Usage(), status="cancelled", estimated=False, error=None),
-                    ctx.auth.user_id,
-                )
+                self._settle_soon(ctx, Usage(), status="cancelled", estimated=False, error=None)
                 raise
             meter = StreamMeter()
             return ChatStream(
@@ -336,11 +364,15 @@ class ChatService:
             meter.finished = True
             estimated = meter.usage is None
             usage = meter.usage or self._estimate(ctx, meter)
-            # Not awaited: this may run inside a cancelled task (client disconnect), and the
-            # settlement must happen regardless. The money store owns it from here.
-            self._ledger.submit(
-                self._settlement(ctx, usage, status=status, estimated=estimated, error=error),
-                ctx.auth.user_id,
+            # An upstream failure releases the whole hold (DESIGN §5), even mid-stream; a
+            # client that leaves pays for what was generated until then.
+            self._settle_soon(
+                ctx,
+                usage,
+                status=status,
+                estimated=estimated,
+                error=error,
+                charge=status != "error",
             )
             with contextlib.suppress(BaseException):
                 await upstream.aclose()  # type: ignore[attr-defined]

@@ -127,10 +127,6 @@ class TaskService:
                     param=name,
                     allowed=sorted(slots) or None,
                 )
-        files = {spec.name for spec in entry.params if spec.is_file}
-        for name, value in params.items():
-            if name not in files and _has_media(value):  # an upload in a field that takes none
-                raise InvalidParameter(f"Model '{model}' takes no file in '{name}'", param=name)
         amount = quote_media(entry, {**params, "model": model})
         return Quote(entry, model, params, amount)
 

@@ -1,7 +1,251 @@
-"""OpenAI videos API (`/v1/videos...`)."""
+"""OpenAI videos API (`/v1/videos...`), and the handlers the platform-prefixed mirror shares.
+
+Create, list, retrieve, delete, download (`/content?variant=video|thumbnail`) and remix, over
+the task engine. Retrieve and create answer `openai-poll-after-ms` while the video is open, so
+the official SDK's `create_and_poll` paces itself. Another user's video is a 404 everywhere.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from llmage.db.repos.accounts import KeyAuth
+from llmage.db.repos.tasks import TaskRow
+from llmage.dialects.http import JSONBytes, authenticate, platform_of
+from llmage.dialects.media.routes import media as serve_media
+from llmage.dialects.openai.task_detail import is_file_ref, task_detail
+from llmage.dialects.openai.video_translate import (
+    deleted_object,
+    video_draft,
+    video_object,
+    video_page,
+)
+from llmage.dialects.submission import bool_param, file_slots, read_submission
+from llmage.domain.errors import InvalidParameter, InvalidRequest, MissingParameter, NotFound
+from llmage.domain.tasks import MediaSource, TaskStatus
+from llmage.storage.signing import sign
 
 router = APIRouter(prefix="/v1", tags=["OpenAI"])
+
+POLL_AFTER_MS = "1000"
+VARIANTS = {"video": "video", "thumbnail": "cover"}
+_EXT = {"video/mp4": "mp4", "image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+CREATE_DOC: dict[str, Any] = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {"schema": {"type": "object", "additionalProperties": True}},
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["model", "prompt"],
+                    "additionalProperties": True,
+                }
+            },
+        },
+        "description": "`model` (catalog name or llmid), `prompt`, `seconds` (→ duration), "
+        "`size` WxH (→ size, or resolution + ratio), `input_reference` (file, URL, base64, "
+        "`{image_url}`; several → reference images), or any of the model's own parameters.",
+    }
+}
+
+
+def base_url(request: Request) -> str:
+    return platform_of(request).settings.public_base_url or str(request.base_url)
+
+
+def _headers(row: TaskRow) -> dict[str, str]:
+    return {} if row.status.terminal else {"openai-poll-after-ms": POLL_AFTER_MS}
+
+
+async def owned_task(request: Request, task_id: str, kind: str) -> tuple[KeyAuth, TaskRow]:
+    """The caller's own, not deleted, task of `kind`; anything else is a 404."""
+    auth = await authenticate(request)
+    try:
+        row = await platform_of(request).tasks.get(auth, task_id, kind=kind)
+    except NotFound:
+        row = None
+    if row is None or row.deleted_at is not None:
+        raise NotFound(f"No {kind} '{task_id}'", param=f"{kind}_id")
+    return auth, row
+
+
+def detail_of(request: Request, row: TaskRow) -> dict[str, Any]:
+    p = platform_of(request)
+    root = base_url(request)
+
+    def url_of(ref: Mapping[str, Any], name: str) -> str:
+        return p.media.url(ref, root, name)
+
+    return task_detail(row, p.settings.currency, url_of)
+
+
+def wants_detail(request: Request) -> bool:
+    value = request.query_params.get("detail")
+    return value is not None and bool_param(value, "detail")
+
+
+# -- handlers (shared with /{platform}/v1) ------------------------------------------------------
+
+
+async def create_video(request: Request, platform: str | None = None) -> Response:
+    auth = await authenticate(request)
+    p = platform_of(request)
+    fields = await read_submission(request, p.settings.max_upload_bytes)
+    draft = video_draft(fields, p.catalog, file_slots(p.catalog), platform=platform)
+    row = await p.tasks.submit(
+        auth, draft, dialect="openai", idempotency_key=request.headers.get("idempotency-key")
+    )
+    return JSONBytes(video_object(row), headers=_headers(row))
+
+
+async def list_videos(request: Request) -> Response:
+    auth = await authenticate(request)
+    q = request.query_params
+    try:
+        limit = int(q.get("limit") or 20)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 100:
+        raise InvalidParameter("'limit' must be an integer from 1 to 100", param="limit")
+    order = q.get("order") or "desc"
+    if order not in ("asc", "desc"):
+        raise InvalidParameter(
+            f"Invalid value for parameter 'order': {order}", param="order", allowed=("asc", "desc")
+        )
+    rows = await platform_of(request).tasks.page(
+        auth, kind="video", limit=limit + 1, after=q.get("after") or None, ascending=order == "asc"
+    )
+    return JSONBytes(video_page(rows, limit))
+
+
+async def retrieve_video(request: Request, video_id: str) -> Response:
+    _, row = await owned_task(request, video_id, "video")
+    body = video_object(row)
+    if wants_detail(request):
+        body["detail"] = detail_of(request, row)
+    return JSONBytes(body, headers=_headers(row))
+
+
+async def delete_video(request: Request, video_id: str) -> Response:
+    auth, row = await owned_task(request, video_id, "video")
+    await platform_of(request).tasks.delete(auth, row.id, kind="video")
+    return JSONBytes(deleted_object(row.id))
+
+
+async def video_content(request: Request, video_id: str) -> Response:
+    """The stored file itself, with byte ranges, through the signed-media route's streamer."""
+    _, row = await owned_task(request, video_id, "video")
+    variant = request.query_params.get("variant") or "video"
+    if variant not in (*VARIANTS, "spritesheet"):
+        raise InvalidParameter(
+            f"Invalid value for parameter 'variant': {variant}",
+            param="variant",
+            allowed=tuple(VARIANTS),
+        )
+    outputs = (row.outputs or {}) if row.status is TaskStatus.SUCCEEDED else {}
+    ref = outputs.get(VARIANTS.get(variant, ""))
+    if ref is None or not is_file_ref(ref):
+        if row.status is TaskStatus.SUCCEEDED:
+            raise NotFound(f"Video '{video_id}' has no {variant}", param="variant")
+        raise NotFound(f"Video '{video_id}' is not ready (status {row.status.value})")
+    p = platform_of(request)
+    ctype = str(ref["content_type"])
+    filename = f"{row.id}{'' if variant == 'video' else '-' + variant}.{_EXT.get(ctype, 'bin')}"
+    token = sign(str(ref["key"]), ctype, filename, p.settings.media_url_ttl, p.media_secret)
+    return await serve_media(token, request)
+
+
+def _is_files(value: Any) -> bool:
+    return is_file_ref(value) or (
+        isinstance(value, list) and bool(value) and all(is_file_ref(v) for v in value)
+    )
+
+
+async def _stored_media(request: Request, value: Any) -> Any:
+    """A stored file reference back to a MediaSource (read from our storage), for a remix."""
+    storage = platform_of(request).storage
+    if is_file_ref(value):
+        data = await storage.read_all(str(value["key"]))
+        return MediaSource(data=data, content_type=str(value["content_type"]))
+    if _is_files(value):
+        return [await _stored_media(request, v) for v in value]
+    return value
+
+
+async def remix_video(request: Request, video_id: str, platform: str | None = None) -> Response:
+    """A new video from a finished one: same model and parameters, a new prompt (and, as seed
+    003 allows, new reference images)."""
+    auth, original = await owned_task(request, video_id, "video")
+    p = platform_of(request)
+    fields = await read_submission(request, p.settings.max_upload_bytes)
+    prompt = fields.get("prompt")
+    if not prompt or not isinstance(prompt, str):
+        raise MissingParameter("prompt")
+    if original.status is not TaskStatus.SUCCEEDED:
+        raise InvalidRequest(
+            f"Video '{video_id}' cannot be remixed until it has completed", param="video_id"
+        )
+    new_refs = any(k.startswith("input_reference") for k in fields)
+    base = {k: v for k, v in original.params.items() if not (new_refs and _is_files(v))}
+    if new_refs:
+        body = {
+            **base,
+            **{k: v for k, v in fields.items() if k.startswith("input_reference")},
+            "model": original.model,
+            "prompt": prompt,
+        }
+        draft = video_draft(body, p.catalog, file_slots(p.catalog))
+    else:
+        raw = {k: await _stored_media(request, v) for k, v in base.items()}
+        draft = video_draft(
+            {**raw, "model": original.model, "prompt": prompt}, p.catalog, frozenset()
+        )
+        draft.llmid = original.llmid  # exactly the original's entry
+    draft.remix_of = original.id
+    draft.platform = platform or original.platform
+    row = await p.tasks.submit(
+        auth, draft, dialect="openai", idempotency_key=request.headers.get("idempotency-key")
+    )
+    return JSONBytes(video_object(row), headers=_headers(row))
+
+
+# -- /v1 routes ---------------------------------------------------------------------------------
+
+
+@router.post("/videos", openapi_extra=CREATE_DOC, summary="Create a video (OpenAI videos API)")
+async def create(request: Request) -> Response:
+    return await create_video(request)
+
+
+@router.get("/videos", summary="List your videos (cursor page: after, limit, order)")
+async def list_(request: Request) -> Response:
+    return await list_videos(request)
+
+
+@router.get("/videos/{video_id}", summary="Retrieve a video (?detail=true adds task metadata)")
+async def retrieve(video_id: str, request: Request) -> Response:
+    return await retrieve_video(request, video_id)
+
+
+@router.delete("/videos/{video_id}", summary="Delete a video (cancels it if still running)")
+async def delete(video_id: str, request: Request) -> Response:
+    return await delete_video(request, video_id)
+
+
+@router.get(
+    "/videos/{video_id}/content",
+    summary="Download the video or its thumbnail (?variant=video|thumbnail; byte ranges)",
+    response_class=Response,
+)
+async def content(video_id: str, request: Request) -> Response:
+    return await video_content(request, video_id)
+
+
+@router.post("/videos/{video_id}/remix", summary="Remix a completed video with a new prompt")
+async def remix(video_id: str, request: Request) -> Response:
+    return await remix_video(request, video_id)
