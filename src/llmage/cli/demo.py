@@ -42,7 +42,7 @@ async def prepare_demo(p: Platform) -> str:
 
 
 def print_demo(key: str, base: str, balance: int) -> None:
-    chat = p_chat = "qwen3-max"
+    chat = "qwen3-max"
     click.secho("\nllmage demo is ready", bold=True)
     click.echo(f"  user: {DEMO_USER}   balance: {format_amount(balance)}   API key: {key}")
     click.echo(f"  docs: {base}/docs   metrics: {base}/metrics\n")
@@ -52,11 +52,18 @@ def print_demo(key: str, base: str, balance: int) -> None:
         f'    -H \'Authorization: Bearer {key}\' -d \'{{"model": "{chat}", '
         f'"prompt": "你是谁", "stream": false}}\'\n'
     )
+    click.echo("Video task (seed 000), then poll it with the returned taskid:")
+    click.echo(
+        f"  curl -s -X POST {base}/llmage/video -H 'Content-Type: application/json' \\\n"
+        f'    -H \'Authorization: Bearer {key}\' -d \'{{"llmid": "CrEMkFQfRCmbmopZsCqLj", '
+        f'"prompt": "小猫在抓老鼠", "duration": 5, "resolution": "480p"}}\'\n'
+        f"  curl -s -X POST '{base}/llmage/tasks?taskid=<taskid>' -H 'Authorization: Bearer {key}'\n"
+    )
     click.echo("OpenAI SDK:")
     click.echo(
         "  from openai import OpenAI\n"
         f"  client = OpenAI(base_url='{base}/v1', api_key='{key}')\n"
-        f"  r = client.chat.completions.create(model='{p_chat}', "
+        f"  r = client.chat.completions.create(model='{chat}', "
         "messages=[{'role': 'user', 'content': 'Hello'}])\n"
         "  print(r.choices[0].message.content)\n"
     )

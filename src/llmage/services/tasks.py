@@ -78,16 +78,60 @@ class TaskService:
 
     # -- model choice and price ---------------------------------------------------------------
 
+    @staticmethod
+    def _wanted(draft: TaskDraft) -> tuple[ModelKind, ...]:
+        """One name or family spans text-, image- and reference-to-X entries: the inputs say
+        which one a request means."""
+        raw = draft.raw
+        has_media = any(_has_media(v) for v in raw.values())
+        if draft.kind == "image":
+            return (ModelKind.I2I,) if has_media else (ModelKind.T2I,)
+        if _has_media(raw.get("image_files")) or _has_media(raw.get("video_files")):
+            return (ModelKind.R2V,)
+        return (ModelKind.I2V,) if has_media else (ModelKind.T2V,)
+
+    def _sibling(self, entry: ModelEntry, want: tuple[ModelKind, ...]) -> ModelEntry | None:
+        """The entry of the same family for other inputs: same platform, and a shared model
+        name or the same name with its kind swapped (happyhorse-1.0-t2v → happyhorse-1.0-i2v)."""
+        names = set(entry.names)
+        for kind in want:
+            names |= {n.replace(entry.kind.value, kind.value) for n in entry.names}
+        for other in self._catalog.entries():
+            if other.kind in want and other.platform == entry.platform and names & set(other.names):
+                return other
+        return None
+
     def _entry(self, draft: TaskDraft) -> tuple[ModelEntry, str]:
         kinds = _KINDS[draft.kind]
+        want = self._wanted(draft)
         if draft.llmid:
-            entry, model = self._catalog.resolve_native(draft.llmid, draft.model)
+            entry = self._catalog.by_llmid(draft.llmid)
+            if entry is None:
+                raise UnknownModel(draft.llmid)
             if entry.kind not in kinds:
                 raise InvalidParameter(
                     f"llmid '{draft.llmid}' is a {entry.kind.value} model, not {draft.kind}",
                     param="llmid",
                 )
-            return entry, model
+            if entry.kind not in want:
+                # Seed 000 itself sends first-frame images to a text-to-video llmid: serve the
+                # request with the same family's image-to-video entry.
+                entry = self._sibling(entry, want) or entry
+            model = draft.model
+            if model is None:
+                return entry, entry.default_name
+            if model in entry.names:
+                return entry, model
+            # A `model` that belongs to another entry of the kind the inputs need (seed 000's
+            # seedance example): the model named explicitly wins, at its own price.
+            for other in self._catalog.by_name(model):
+                if other.kind in want:
+                    return other, model
+            raise InvalidParameter(
+                f"model '{model}' is not offered under llmid '{draft.llmid}'",
+                param="model",
+                allowed=entry.names,
+            )
         if not draft.model:
             raise MissingParameter("model")
         by_id = self._catalog.by_llmid(draft.model)
@@ -99,18 +143,6 @@ class TaskService:
                 {n for e in self._catalog.entries() if e.kind in kinds for n in e.names}
             )
             raise UnknownModel(draft.model, allowed)
-        # One name may sit in several entries (text-, image- and reference-to-video): the
-        # inputs decide which one the request means.
-        raw = draft.raw
-        has_media = any(_has_media(v) for v in raw.values())
-        if draft.kind == "image":
-            want: tuple[ModelKind, ...] = (ModelKind.I2I,) if has_media else (ModelKind.T2I,)
-        elif _has_media(raw.get("image_files")) or _has_media(raw.get("video_files")):
-            want = (ModelKind.R2V,)
-        elif has_media:
-            want = (ModelKind.I2V,)
-        else:
-            want = (ModelKind.T2V,)
         for entry in found:
             if entry.kind in want:
                 return entry, draft.model
