@@ -85,6 +85,19 @@ def prepare(data_dir: Path, mock_port: int, log: Path) -> Prepared:
     return Prepared(data_dir=data_dir, api_key=keys[0], env=env)
 
 
+def after_run(env: dict[str, str], log: Path) -> dict[str, str]:
+    """After the server stopped: the money invariants must still hold after
+    thousands of concurrent holds and captures, and the user list shows what
+    was charged. Reported, not fatal: numbers from a broken ledger are void."""
+    out: dict[str, str] = {}
+    for name, args in (("reconcile", ["reconcile"]), ("users", ["user", "list"])):
+        try:
+            out[name] = _cli(args, env, log).strip()[-2000:]
+        except LlmageUnavailable as exc:
+            out[name] = f"FAILED: {exc}"
+    return out
+
+
 def serve_command(port: int) -> list[str]:
     return [str(executable()), "serve", "--host", "127.0.0.1", "--port", str(port)]
 

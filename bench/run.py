@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,7 @@ class Target:
     cpu_pid: int  # session leader whose process tree's CPU is charged to this target
     version: str
     proc: procs.Proc | None = None  # None when the process is shared (direct = the mock)
-    notes: list[str] = field(default_factory=list)
+    env: dict[str, str] | None = None  # llmage: the environment naming its data dir
 
     @property
     def url(self) -> str:
@@ -167,7 +167,6 @@ def start_litellm(mock_port: int, log_dir: Path, work: Path) -> Target:
     )
     # Import + config load takes ~5-40 s depending on the disk cache.
     procs.wait_http_ok(f"http://127.0.0.1:{port}/health/liveliness", 180, proc)
-    target.notes.append("no database (master-key auth only, no spend tracking)")
     return target
 
 
@@ -191,6 +190,7 @@ def start_llmage(mock_port: int, log_dir: Path, work: Path) -> Target:
         proc.pid,
         llmage_env.version(),
         proc,
+        prepared.env,
     )
     procs.wait_http_ok(f"http://127.0.0.1:{port}/healthz", 90, proc)
     return target
@@ -539,6 +539,10 @@ def run_target(
         finally:
             if target is not None and target.proc is not None:
                 target.proc.stop()
+            if target is not None and target.name == "llmage" and target.env is not None:
+                after = llmage_env.after_run(target.env, log_dir / "llmage-setup.log")
+                meta["checks"]["llmage_after_run"] = after
+                print(f"[llmage] reconcile: {after['reconcile'][-300:]}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

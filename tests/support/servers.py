@@ -51,8 +51,14 @@ class LlmageServer:
         self._sock = free_socket()
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, loop="asyncio", http="httptools", log_level="warning",
-                                access_log=False, lifespan="on")
+        config = uvicorn.Config(
+            app,
+            loop="asyncio",
+            http="httptools",
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
@@ -87,8 +93,9 @@ class FakeOpenAI:
     `stream_chunks` is how many content chunks a stream carries; `cut_after` ends the stream
     (abruptly) after that many chunks without a usage chunk."""
 
-    usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 7,
-                                                           "completion_tokens": 5})
+    usage: dict[str, int] = field(
+        default_factory=lambda: {"prompt_tokens": 7, "completion_tokens": 5}
+    )
     status: int = 200
     error_body: dict[str, Any] | None = None
     delay: float = 0.0
@@ -126,23 +133,29 @@ class FakeOpenAI:
         self.requests.append(body)
         self.headers.append(dict(request.headers))
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
-            return web.json_response({"error": {"message": "bad key", "code": "invalid_api_key"}},
-                                     status=401)
+            return web.json_response(
+                {"error": {"message": "bad key", "code": "invalid_api_key"}}, status=401
+            )
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.status != 200:
-            return web.json_response(self.error_body or {"error": {"message": "boom"}},
-                                     status=self.status)
+            return web.json_response(
+                self.error_body or {"error": {"message": "boom"}}, status=self.status
+            )
         base = {"id": "chatcmpl-fake", "created": 1, "model": body["model"]}
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": "fake answer"}
             if self.reasoning:
                 message["reasoning_content"] = "thinking"
-            return web.json_response({
-                **base, "object": "chat.completion", "vendor_extra": {"kept": True},
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                "usage": self._usage(),
-            })
+            return web.json_response(
+                {
+                    **base,
+                    "object": "chat.completion",
+                    "vendor_extra": {"kept": True},
+                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                    "usage": self._usage(),
+                }
+            )
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         chunk = {**base, "object": "chat.completion.chunk"}
@@ -150,16 +163,20 @@ class FakeOpenAI:
         async def send(payload: dict[str, Any]) -> None:
             await resp.write(b"data: " + orjson.dumps(payload) + b"\n\n")
 
-        await send({**chunk, "choices": [{"index": 0, "delta": {"role": "assistant",
-                                                                "content": ""}}]})
+        await send(
+            {**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
+        )
         for i in range(self.stream_chunks):
             if self.cut_after is not None and i >= self.cut_after:
                 request.transport.close()  # type: ignore[union-attr]
                 return resp
             if self.chunk_delay:
                 await asyncio.sleep(self.chunk_delay)
-            delta = {"reasoning_content": f"r{i}"} if self.reasoning and i == 0 else {
-                "content": f"tok{i} "}
+            delta = (
+                {"reasoning_content": f"r{i}"}
+                if self.reasoning and i == 0
+                else {"content": f"tok{i} "}
+            )
             await send({**chunk, "choices": [{"index": 0, "delta": delta}]})
         await send({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         if (body.get("stream_options") or {}).get("include_usage"):

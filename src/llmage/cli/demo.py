@@ -57,7 +57,8 @@ def print_demo(key: str, base: str, balance: int) -> None:
         f"  curl -s -X POST {base}/llmage/video -H 'Content-Type: application/json' \\\n"
         f'    -H \'Authorization: Bearer {key}\' -d \'{{"llmid": "CrEMkFQfRCmbmopZsCqLj", '
         f'"prompt": "小猫在抓老鼠", "duration": 5, "resolution": "480p"}}\'\n'
-        f"  curl -s -X POST '{base}/llmage/tasks?taskid=<taskid>' -H 'Authorization: Bearer {key}'\n"
+        f"  curl -s -X POST '{base}/llmage/tasks?taskid=<taskid>' \\\n"
+        f"    -H 'Authorization: Bearer {key}'\n"
     )
     click.echo("OpenAI SDK:")
     click.echo(
