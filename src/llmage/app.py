@@ -48,6 +48,15 @@ def _dialect_error(path: str, exc: LlmageError) -> Response:
     return openai_errors.error_response(exc)
 
 
+class _LeanRoute(Route):
+    """A plain Starlette route that, like FastAPI's own, records itself in the scope (metrics
+    label requests by route path)."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"] = self
+        await super().handle(scope, receive, send)
+
+
 class MetricsMiddleware:
     """Pure ASGI (BaseHTTPMiddleware would add a task per request on the hot path)."""
 
@@ -148,20 +157,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(native_router)
-    app.include_router(native_video_router)
-    app.include_router(media_router)
-    app.include_router(openai_router)
-    app.include_router(openai_videos_router)
-    app.include_router(openai_images_router)
-    app.include_router(newapi_router)
-    # Last: the `/{platform}` prefix matches broadly.
-    app.include_router(platform_router)
-    app.include_router(platform_media_router)
-    # Hot endpoints served by plain Starlette routes placed first, in the same relative order.
+    routers = (
+        native_router,
+        native_video_router,
+        media_router,
+        openai_router,
+        openai_videos_router,
+        openai_images_router,
+        newapi_router,
+        # Last: the `/{platform}` prefix matches broadly.
+        platform_router,
+        platform_media_router,
+    )
+    for router in routers:
+        app.include_router(router)
+    # Hot endpoints served by plain Starlette routes placed first, in the same relative order
+    # (taken from the routers themselves: the app may wrap included routers in its own types).
     lean_routes = [
-        Route(r.path, r.endpoint, methods=list(r.methods or ()), name=f"lean:{r.name}")
-        for r in app.router.routes
+        _LeanRoute(r.path, r.endpoint, methods=list(r.methods or ()), name=f"lean:{r.name}")
+        for router in routers
+        for r in router.routes
         if isinstance(r, APIRoute) and getattr(r.endpoint, "lean", False)
     ]
     app.router.routes[:0] = lean_routes

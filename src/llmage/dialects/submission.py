@@ -21,7 +21,7 @@ from llmage.dialects.http import read_json
 from llmage.domain.catalog import Catalog
 from llmage.domain.errors import InvalidParameter, InvalidRequest, PayloadTooLarge
 from llmage.domain.tasks import MediaSource
-from llmage.net.fetch import decode_data_uri
+from llmage.net.fetch import FetchError, decode_data_uri
 
 MAX_FILES = 32
 
@@ -42,7 +42,7 @@ def media_from_string(value: str, param: str) -> MediaSource:
         return MediaSource(url=text)
     try:
         data, ctype = decode_data_uri(text)
-    except (ValueError, binascii.Error) as exc:
+    except (ValueError, binascii.Error, FetchError) as exc:
         raise InvalidParameter(
             f"'{param}' must be a file upload, an http(s) URL, or base64 / a data URI",
             param=param,

@@ -28,6 +28,13 @@ class LlmageError(Exception):
         if code is not None:
             self.code = code
 
+    @property
+    def described(self) -> str:
+        """The message with the allowed values, unless the message already lists them."""
+        if self.allowed and "allowed" not in self.message.lower():
+            return f"{self.message} (allowed: {', '.join(map(str, self.allowed))})"
+        return self.message
+
 
 class InvalidApiKey(LlmageError):
     status = 401

@@ -76,8 +76,8 @@ class MediaService:
             raise InvalidParameter(
                 f"'{spec.name}' is larger than {self._max} bytes", param=spec.name
             )
-        sniffed = sniff_content_type(data)
-        ctype = sniffed or (ctype or "").split(";")[0].strip() or "application/octet-stream"
+        # What the bytes are, not what the client says they are.
+        ctype = sniff_content_type(data) or "application/octet-stream"
         family = _FAMILY.get(spec.type)
         if family and not ctype.startswith(family):
             raise InvalidParameter(

@@ -167,6 +167,7 @@ class TaskPoller:
         now = now_ms()
         if now >= row.deadline_at:
             await self._fail(row, "timeout", "The task did not finish in time; nothing charged")
+            self.cancel_upstream(row)
             return
         found = await self._channel(row)
         if found is None:
@@ -205,16 +206,23 @@ class TaskPoller:
             else:
                 await self._fail(row, exc.code or "upstream_error", exc.message)
             return
-        await self._reschedule(
-            row,
-            TaskStatus.PENDING,
-            {
-                "channel_id": channel.id,
-                "provider": channel.provider,
-                "upstream_id": upstream_id,
-            },
-            self._interval(channel, 0, None),
-        )
+        try:
+            await self._reschedule(
+                row,
+                TaskStatus.PENDING,
+                {
+                    "channel_id": channel.id,
+                    "provider": channel.provider,
+                    "upstream_id": upstream_id,
+                },
+                self._interval(channel, 0, None),
+            )
+        except TaskStateChanged:
+            # Cancelled (or taken by another poller) while we were submitting: the job we just
+            # started upstream belongs to nobody, so stop it rather than pay for it.
+            with contextlib.suppress(Exception):
+                await provider.cancel(channel, upstream_id)
+            raise
 
     async def _apply(self, row: TaskRow, channel: Channel, poll: TaskPoll) -> None:
         if poll.status is TaskStatus.SUCCEEDED:
@@ -255,7 +263,8 @@ class TaskPoller:
             **fields,
             "status": status.value,
             "updated_at": now,
-            "next_poll_at": now + delay_ms,
+            # Never later than the deadline: a task that runs out of time fails on time.
+            "next_poll_at": min(now + delay_ms, row.deadline_at),
         }
         await self._ledger.run([advance_stmt(row.id, row.status, values)], row.user_id)
 

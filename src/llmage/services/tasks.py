@@ -113,7 +113,7 @@ class TaskService:
                     f"llmid '{draft.llmid}' is a {entry.kind.value} model, not {draft.kind}",
                     param="llmid",
                 )
-            if entry.kind not in want:
+            if entry.kind in (ModelKind.T2V, ModelKind.T2I) and entry.kind not in want:
                 # Seed 000 itself sends first-frame images to a text-to-video llmid: serve the
                 # request with the same family's image-to-video entry.
                 entry = self._sibling(entry, want) or entry
@@ -220,8 +220,8 @@ class TaskService:
             metrics.HOLDS.labels("rejected").inc()
             raise
         metrics.HOLDS.labels("opened").inc()
-        self.wake()
         row = await self._repo.get(task_id)
+        self.wake()
         assert row is not None
         return row
 

@@ -10,9 +10,7 @@ from llmage.domain.errors import LlmageError
 
 
 def error_message(exc: LlmageError) -> str:
-    if exc.allowed:
-        return f"{exc.message} (allowed: {', '.join(map(str, exc.allowed))})"
-    return exc.message
+    return exc.described
 
 
 def error_response(exc: LlmageError) -> Response:

@@ -28,9 +28,7 @@ def in_client_terms(exc: LlmageError) -> LlmageError:
 
 
 def error_response(exc: LlmageError) -> Response:
-    message = exc.message
-    if exc.allowed and "allowed values" not in message.lower():
-        message = f"{message} (allowed: {', '.join(map(str, exc.allowed))})"
+    message = exc.described
     headers = {"x-should-retry": "false"} if isinstance(exc, InsufficientBalance) else {}
     return JSONBytes(
         {"code": exc.code, "message": message, "param": exc.param, "type": exc.type},

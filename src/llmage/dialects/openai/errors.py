@@ -12,10 +12,9 @@ from llmage.domain.errors import InsufficientBalance, LlmageError
 
 
 def error_body(exc: LlmageError) -> dict[str, Any]:
-    message = exc.message
-    if exc.allowed:
-        message = f"{message} (allowed: {', '.join(map(str, exc.allowed))})"
-    return {"error": {"message": message, "type": exc.type, "param": exc.param, "code": exc.code}}
+    return {
+        "error": {"message": exc.described, "type": exc.type, "param": exc.param, "code": exc.code}
+    }
 
 
 def error_response(exc: LlmageError) -> Response:
