@@ -57,8 +57,12 @@ class Settings(BaseSettings):
     # Billing
     chat_default_max_tokens: int = 8192
     image_token_estimate: int = 2000  # tokens held per image/file part in a chat prompt
-    # SQLite durability: FULL survives power loss; NORMAL (WAL) survives process crashes only
-    sqlite_synchronous: str = "FULL"
+    # SQLite durability of per-request holds and settlements. NORMAL (WAL) survives process
+    # crashes; a power cut may lose the last few, which can only ever cost the platform (an
+    # unrecorded charge), never a user. Credits are always committed with FULL.
+    sqlite_synchronous: str = "NORMAL"
+    # A chat hold still open after this long belongs to a request whose process died.
+    chat_hold_max_age_seconds: float = 3600.0
     # Caches
     key_cache_ttl: float = 10.0
     channel_cache_ttl: float = 5.0

@@ -176,7 +176,9 @@ class Ledger:
         }
         try:
             await self._store.run(
-                [Stmt(_INSERT_ENTRY, p), Stmt(_ACCOUNT_CREDIT, p, UnknownAccount)], user_id
+                [Stmt(_INSERT_ENTRY, p), Stmt(_ACCOUNT_CREDIT, p, UnknownAccount)],
+                user_id,
+                durable=True,
             )
         except DuplicateRef:
             return False

@@ -49,12 +49,15 @@ class Program:
     stmts: Sequence[Stmt]
     lock_order: int = 0  # PostgreSQL: programs of a batch run sorted by this to avoid deadlocks
     future: asyncio.Future[None] | None = field(default=None, repr=False)
+    durable: bool = False  # SQLite: commit this batch with synchronous=FULL whatever the default
 
 
 class MoneyStore(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
-    async def run(self, stmts: Sequence[Stmt], lock_order: int = 0) -> None: ...
+    async def run(
+        self, stmts: Sequence[Stmt], lock_order: int = 0, *, durable: bool = False
+    ) -> None: ...
     def submit(self, stmts: Sequence[Stmt], lock_order: int = 0) -> asyncio.Future[None]: ...
 
 
@@ -79,7 +82,10 @@ class _BatchingStore:
                 await self._task
             self._task = None
 
-    async def run(self, stmts: Sequence[Stmt], lock_order: int = 0) -> None:
+    async def run(
+        self, stmts: Sequence[Stmt], lock_order: int = 0, *, durable: bool = False
+    ) -> None:
+        # PostgreSQL commits are durable as configured on the server; `durable` is for SQLite.
         if self._queue is None:
             raise RuntimeError("money store not started")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -166,17 +172,21 @@ class SqliteMoneyStore:
         await asyncio.to_thread(self._thread.join)
         self._thread = None
 
-    def _enqueue(self, stmts: Sequence[Stmt], lock_order: int) -> asyncio.Future[None]:
+    def _enqueue(
+        self, stmts: Sequence[Stmt], lock_order: int, durable: bool = False
+    ) -> asyncio.Future[None]:
         if self._thread is None or self._loop is None or self._idle is None:
             raise RuntimeError("money store not started")
         fut: asyncio.Future[None] = self._loop.create_future()
         self._pending += 1
         self._idle.clear()
-        self._queue.put(Program(stmts, lock_order, fut))
+        self._queue.put(Program(stmts, lock_order, fut, durable))
         return fut
 
-    async def run(self, stmts: Sequence[Stmt], lock_order: int = 0) -> None:
-        await self._enqueue(stmts, lock_order)
+    async def run(
+        self, stmts: Sequence[Stmt], lock_order: int = 0, *, durable: bool = False
+    ) -> None:
+        await self._enqueue(stmts, lock_order, durable)
 
     def submit(self, stmts: Sequence[Stmt], lock_order: int = 0) -> asyncio.Future[None]:
         fut = self._enqueue(stmts, lock_order)
@@ -223,11 +233,18 @@ class SqliteMoneyStore:
                     stop = True
                     break
                 batch.append(nxt)
+            # Money coming in (top-ups) must survive a power cut; per-request holds and
+            # settlements use the configured level (WAL + NORMAL survives process crashes).
+            full = self._synchronous.upper() != "FULL" and any(p.durable for p in batch)
+            if full:
+                conn.execute("PRAGMA synchronous=FULL")
             try:
                 results = self._execute(conn, batch)
             except Exception as exc:  # the transaction failed: every program fails with it
                 log.exception("money batch failed")
                 results = [exc] * len(batch)
+            if full:
+                conn.execute(f"PRAGMA synchronous={self._synchronous}")
             loop.call_soon_threadsafe(self._resolve, batch, results)
         conn.close()
 

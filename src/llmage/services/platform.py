@@ -27,6 +27,7 @@ from llmage.services.chat import ChatService
 from llmage.services.media import MediaService
 from llmage.services.poller import TaskPoller
 from llmage.services.routing import ChannelDirectory
+from llmage.services.sweeper import HoldSweeper
 from llmage.services.tasks import TaskService
 from llmage.services.webhooks import WebhookSender
 from llmage.settings import Settings
@@ -113,6 +114,9 @@ class Platform:
             base_url=self.poller.base_url,
             retry_base_seconds=s.webhook_retry_base_seconds,
         )
+        self.sweeper = HoldSweeper(
+            self.db.engine, self.ledger, max_age_seconds=s.chat_hold_max_age_seconds
+        )
         self._workers = False
 
     async def start(self, *, migrate: bool = True, workers: bool = False) -> None:
@@ -122,10 +126,12 @@ class Platform:
         if workers:
             await self.poller.start()
             await self.webhooks.start()
+            await self.sweeper.start()
             self._workers = True
 
     async def close(self) -> None:
         if self._workers:
+            await self.sweeper.stop()
             await self.webhooks.stop()
             await self.poller.stop()
         await self.transport.close()
