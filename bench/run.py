@@ -346,6 +346,10 @@ def markdown(rows: list[dict[str, Any]], skipped: dict[str, str], accept: dict[s
     return "\n".join(lines)
 
 
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
 def environment(args: argparse.Namespace, versions: dict[str, str]) -> dict[str, Any]:
     cpu_model = "unknown"
     with contextlib.suppress(OSError):
@@ -361,7 +365,8 @@ def environment(args: argparse.Namespace, versions: dict[str, str]) -> dict[str,
         check=False,
     ).stdout.strip()
     return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started": args.started,
+        "finished": _now(),
         "cpu": cpu_model,
         "cores": os.cpu_count(),
         "kernel": platform.release(),
@@ -385,12 +390,15 @@ def environment(args: argparse.Namespace, versions: dict[str, str]) -> dict[str,
 
 @contextlib.contextmanager
 def _terminate_as_exit() -> Iterator[None]:
-    """SIGTERM/SIGHUP become SystemExit so the finally blocks stop every child."""
+    """SIGINT/SIGTERM/SIGHUP become SystemExit so the finally blocks stop every
+    child. SIGINT too: a shell starts background jobs with it ignored, and then
+    Python would never raise KeyboardInterrupt."""
 
     def handler(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
 
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    old = {s: signal.signal(s, handler) for s in sigs}
     try:
         yield
     finally:
@@ -547,6 +555,7 @@ def run_target(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    args.started = _now()
     wrk.ensure_wrk()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     log_dir = args.out.parent / "logs"
