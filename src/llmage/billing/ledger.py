@@ -40,14 +40,18 @@ class Hold:
     amount: int
 
 
-_KEY_VALID = (
-    "UPDATE api_keys SET last_used_at = :now WHERE id = :key AND revoked_at IS NULL"
-    " AND (expires_at IS NULL OR expires_at > :now)"
-)
-_KEY_SPEND = (
-    "UPDATE api_keys SET spent = spent + :amount WHERE id = :key"
+_KEY_HOLD = (
+    "UPDATE api_keys SET last_used_at = :now, spent = spent + :amount WHERE id = :key"
+    " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > :now)"
     " AND (spend_limit IS NULL OR spent + :amount <= spend_limit)"
 )
+_KEY_STATE = "SELECT revoked_at, expires_at FROM api_keys WHERE id = :key"
+
+
+class KeyRefused(Exception):
+    """The key is revoked, expired or over its spend limit; `Ledger.hold` says which."""
+
+
 _ACCOUNT_HOLD = (
     "UPDATE accounts SET held = held + :amount WHERE user_id = :user AND balance - held >= :amount"
 )
@@ -95,8 +99,7 @@ class Ledger:
         if key_id is not None:
             # Revocation, expiry and the spend limit are enforced here, inside the hold, so a
             # stale auth cache can never let a dead key spend.
-            stmts.append(Stmt(_KEY_VALID, p, InvalidApiKey))
-            stmts.append(Stmt(_KEY_SPEND, p, SpendLimitExceeded))
+            stmts.append(Stmt(_KEY_HOLD, p, KeyRefused))
         stmts.append(Stmt(_ACCOUNT_HOLD, p, InsufficientBalance))
         stmts.append(Stmt(_INSERT_HOLD, p))
         stmts.append(Stmt(_INSERT_ENTRY, {**p, "ref": f"hold:{hold.id}"}))
@@ -116,7 +119,7 @@ class Ledger:
         hold, stmts = self.hold_program(
             user_id=user_id, key_id=key_id, amount=amount, purpose=purpose, ref=ref
         )
-        await self._store.run([*stmts, *(extra or [])], lock_order=user_id)
+        await self.run([*stmts, *(extra or [])], user_id)
         return hold
 
     def settle_program(
@@ -185,8 +188,19 @@ class Ledger:
         return True
 
     async def run(self, stmts: list[Stmt], lock_order: int) -> None:
-        """Run a prepared program (a settle plus its usage record) and wait for the commit."""
-        await self._store.run(stmts, lock_order)
+        """Run a prepared program (a hold or settle plus its extras) and wait for the commit."""
+        try:
+            await self._store.run(stmts, lock_order)
+        except KeyRefused:
+            raise await self._key_refusal(stmts) from None
+
+    async def _key_refusal(self, stmts: list[Stmt]) -> Exception:
+        """Which of the key's conditions failed (rare path: a second look, outside the hold)."""
+        key_id = next(s.params["key"] for s in stmts if s.sql is _KEY_HOLD)
+        state = await self._store.fetch_one(_KEY_STATE, {"key": key_id})
+        if state is None or state[0] is not None or (state[1] is not None and state[1] <= now_ms()):
+            return InvalidApiKey()
+        return SpendLimitExceeded()
 
     def submit(self, stmts: list[Stmt], lock_order: int) -> asyncio.Future[None]:
         """Queue a prepared program without waiting: settlement from a cancelled task."""

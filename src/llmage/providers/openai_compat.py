@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import aiohttp
 import orjson
 
 from llmage.domain.errors import UpstreamError, UpstreamKind
 from llmage.providers.contract import Channel
-from llmage.providers.transport import Transport, scrub
+from llmage.providers.transport import HttpError, Transport, scrub
 
 _POLICY_MARKERS = ("data_inspection_failed", "content_filter", "sensitive", "moderation")
 _QUOTA_MARKERS = (
@@ -96,10 +96,9 @@ class OpenAICompatProvider:
         )
         try:
             raw = await resp.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except HttpError as exc:
+            resp.close()
             raise UpstreamError(UpstreamKind.TIMEOUT, "Upstream read failed") from exc
-        finally:
-            resp.release()
         if resp.status != 200:
             raise classify(resp.status, raw)
         try:
@@ -119,15 +118,17 @@ class OpenAICompatProvider:
             headers=self._headers(channel, True),
             data=self._body(channel, body, True),
         )
+        finished = False
         try:
             if resp.status != 200:
                 raise classify(resp.status, await resp.read())
             # Line by line as bytes arrive: nothing is held back beyond one SSE line.
-            async for line in resp.content:
+            async for line in resp.lines():
                 if not line.startswith(b"data:"):
                     continue
                 payload = line[5:].strip()
                 if payload == b"[DONE]":
+                    finished = True
                     break
                 try:
                     chunk = orjson.loads(payload)
@@ -140,8 +141,15 @@ class OpenAICompatProvider:
                     msg = err.get("message") if isinstance(err, dict) else str(err)
                     raise UpstreamError(UpstreamKind.UPSTREAM_BUG, scrub(str(msg)))
                 yield chunk
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except HttpError as exc:
             raise UpstreamError(UpstreamKind.TIMEOUT, "Upstream stream broke") from exc
         finally:
-            # Early close (client went away) must not leave the upstream generating for nobody.
-            resp.close() if not resp.content.at_eof() else resp.release()
+            if finished:
+                # Read the body's last bytes (the chunked terminator) to keep the connection.
+                with contextlib.suppress(HttpError):
+                    async for _ in resp.chunks():
+                        pass
+                resp.release()
+            else:
+                # Early close (client went away): the upstream must not generate for nobody.
+                resp.close()
