@@ -119,17 +119,23 @@ class _BatchingStore:
             except Exception as exc:  # the whole transaction failed: every program fails with it
                 log.exception("money batch failed")
                 results = [exc] * len(batch)
-            for prog, result in zip(batch, results, strict=True):
-                fut = prog.future
-                if fut is not None and not fut.done():
-                    if result is None:
-                        fut.set_result(None)
-                    else:
-                        fut.set_exception(result)
+            _deliver(batch, results)
+            for _ in batch:
                 queue.task_done()
 
     async def _execute(self, batch: list[Program]) -> list[Exception | None]:
         raise NotImplementedError
+
+
+def _deliver(batch: list[Program], results: list[Exception | None]) -> None:
+    """Each program's outcome to whoever waits for it."""
+    for prog, result in zip(batch, results, strict=True):
+        fut = prog.future
+        if fut is not None and not fut.done():
+            if result is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(result)
 
 
 def _log_unexpected(fut: asyncio.Future[None]) -> None:
@@ -211,13 +217,7 @@ class SqliteMoneyStore:
         return await asyncio.to_thread(read)
 
     def _resolve(self, batch: list[Program], results: list[Exception | None]) -> None:
-        for prog, result in zip(batch, results, strict=True):
-            fut = prog.future
-            if fut is not None and not fut.done():
-                if result is None:
-                    fut.set_result(None)
-                else:
-                    fut.set_exception(result)
+        _deliver(batch, results)
         self._pending -= len(batch)
         if self._pending == 0 and self._idle is not None:
             self._idle.set()

@@ -11,7 +11,6 @@ Task holds are not touched: the task poller owns them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from sqlalchemy import text
@@ -20,11 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from llmage.billing.ledger import Hold, HoldAlreadySettled, Ledger
 from llmage.db.money_store import DuplicateRef, now_ms
 from llmage.db.repos.usage import UsageRecord, usage_insert
+from llmage.services.background import BackgroundLoop
 
 log = logging.getLogger(__name__)
 
 
-class HoldSweeper:
+class HoldSweeper(BackgroundLoop):
+    name = "hold-sweeper"
+
     def __init__(
         self,
         engine: AsyncEngine,
@@ -33,20 +35,11 @@ class HoldSweeper:
         max_age_seconds: float,
         interval_seconds: float = 60.0,
     ) -> None:
+        super().__init__()
         self._engine = engine
         self._ledger = ledger
         self._max_age_ms = int(max_age_seconds * 1000)
         self._interval = interval_seconds
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="hold-sweeper")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _loop(self) -> None:
         while True:

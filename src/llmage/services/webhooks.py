@@ -8,7 +8,6 @@ Receivers recompute it with the deployment's webhook secret and reject stale tim
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -20,6 +19,7 @@ from llmage.db.money_store import now_ms
 from llmage.db.repos.tasks import TaskRepo
 from llmage.db.repos.webhooks import WebhookRepo
 from llmage.net.fetch import FetchFailed, FetchRejected, GuardedFetcher
+from llmage.services.background import BackgroundLoop
 from llmage.services.media import MediaService
 from llmage.services.task_views import native_view
 
@@ -33,7 +33,9 @@ def signature(secret: bytes, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={mac}"
 
 
-class WebhookSender:
+class WebhookSender(BackgroundLoop):
+    name = "webhooks"
+
     def __init__(
         self,
         *,
@@ -46,6 +48,7 @@ class WebhookSender:
         retry_base_seconds: float = 5.0,
         idle_seconds: float = 1.0,
     ) -> None:
+        super().__init__()
         self._repo = repo
         self._tasks = tasks
         self._media = media
@@ -54,16 +57,6 @@ class WebhookSender:
         self._base_url = base_url
         self._retry_base = retry_base_seconds
         self._idle = idle_seconds
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="webhooks")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _loop(self) -> None:
         while True:
