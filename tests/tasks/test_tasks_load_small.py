@@ -1,6 +1,7 @@
 """bench/tasks_load.py at test size: 300 tasks open at once on the sim provider (1 s upstream
 latency) drain through a real `llmage serve` while chat keeps answering. The full 5,000-task run
-is the acceptance benchmark (docs/benchmarks.md, "Task poller"); this keeps the script honest in CI."""
+is the acceptance benchmark (docs/benchmarks.md, "Task poller"); this keeps the script honest
+in CI."""
 
 from __future__ import annotations
 
