@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from llmage.db.money_store import PostgresMoneyStore, SqliteMoneyStore, make_money_store
+from llmage.db.money_store import MoneyStore, make_money_store
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -32,9 +32,7 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self.engine = create_engine(url)
-        self.money: SqliteMoneyStore | PostgresMoneyStore = make_money_store(
-            url, sqlite_synchronous
-        )
+        self.money: MoneyStore = make_money_store(url, sqlite_synchronous)
 
     async def start(self) -> None:
         await self.money.start()

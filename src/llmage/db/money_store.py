@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import queue
-import re
 import sqlite3
 import threading
 import time
@@ -27,7 +26,7 @@ from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
-_MAX_BATCH = 256
+MAX_BATCH = 256
 
 
 class _Abort(Exception):
@@ -67,67 +66,7 @@ class MoneyStore(Protocol):
         """A single-row read in the same SQL dialect (rare paths only)."""
 
 
-class _BatchingStore:
-    """Queue + one drain loop: whatever arrived while the last batch committed forms the next."""
-
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[Program] | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._queue = asyncio.Queue()
-        self._task = asyncio.create_task(self._drain(), name="money-store")
-
-    async def close(self) -> None:
-        if self._task is not None:
-            # Let queued programs finish first: they are holds and settlements of real requests.
-            assert self._queue is not None
-            await self._queue.join()
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def run(
-        self, stmts: Sequence[Stmt], lock_order: int = 0, *, durable: bool = False
-    ) -> None:
-        # PostgreSQL commits are durable as configured on the server; `durable` is for SQLite.
-        if self._queue is None:
-            raise RuntimeError("money store not started")
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(Program(stmts, lock_order, fut))
-        await fut
-
-    def submit(self, stmts: Sequence[Stmt], lock_order: int = 0) -> asyncio.Future[None]:
-        """Queue without waiting: for settlements that must survive the caller's cancellation."""
-        if self._queue is None:
-            raise RuntimeError("money store not started")
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(Program(stmts, lock_order, fut))
-        fut.add_done_callback(_log_unexpected)
-        return fut
-
-    async def _drain(self) -> None:
-        assert self._queue is not None
-        queue = self._queue
-        while True:
-            batch = [await queue.get()]
-            while len(batch) < _MAX_BATCH and not queue.empty():
-                batch.append(queue.get_nowait())
-            try:
-                results = await self._execute(batch)
-            except Exception as exc:  # the whole transaction failed: every program fails with it
-                log.exception("money batch failed")
-                results = [exc] * len(batch)
-            _deliver(batch, results)
-            for _ in batch:
-                queue.task_done()
-
-    async def _execute(self, batch: list[Program]) -> list[Exception | None]:
-        raise NotImplementedError
-
-
-def _deliver(batch: list[Program], results: list[Exception | None]) -> None:
+def deliver(batch: list[Program], results: list[Exception | None]) -> None:
     """Each program's outcome to whoever waits for it."""
     for prog, result in zip(batch, results, strict=True):
         fut = prog.future
@@ -138,7 +77,7 @@ def _deliver(batch: list[Program], results: list[Exception | None]) -> None:
                 fut.set_exception(result)
 
 
-def _log_unexpected(fut: asyncio.Future[None]) -> None:
+def log_unexpected(fut: asyncio.Future[None]) -> None:
     exc = None if fut.cancelled() else fut.exception()
     if exc is not None and not isinstance(exc, DuplicateRef):
         log.error("background money program failed: %r", exc)
@@ -202,7 +141,7 @@ class SqliteMoneyStore:
 
     def submit(self, stmts: Sequence[Stmt], lock_order: int = 0) -> asyncio.Future[None]:
         fut = self._enqueue(stmts, lock_order)
-        fut.add_done_callback(_log_unexpected)
+        fut.add_done_callback(log_unexpected)
         return fut
 
     async def fetch_one(self, sql: str, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
@@ -217,7 +156,7 @@ class SqliteMoneyStore:
         return await asyncio.to_thread(read)
 
     def _resolve(self, batch: list[Program], results: list[Exception | None]) -> None:
-        _deliver(batch, results)
+        deliver(batch, results)
         self._pending -= len(batch)
         if self._pending == 0 and self._idle is not None:
             self._idle.set()
@@ -241,7 +180,7 @@ class SqliteMoneyStore:
             if first is None:
                 break
             batch = [first]
-            while len(batch) < _MAX_BATCH:
+            while len(batch) < MAX_BATCH:
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
@@ -325,111 +264,15 @@ def _integrity(exc: Exception) -> Exception:
     return exc
 
 
-_PARAM = re.compile(r"(?<!:):([a-zA-Z_][a-zA-Z0-9_]*)")
-
-
-@dataclass(frozen=True, slots=True)
-class _PgSql:
-    sql: str
-    names: tuple[str, ...]
-
-
-class PostgresMoneyStore(_BatchingStore):
-    """Same programs on PostgreSQL via asyncpg. Row locks make it safe across many instances."""
-
-    def __init__(self, dsn: str) -> None:
-        super().__init__()
-        self._dsn = dsn
-        self._pool: Any = None
-        self._compiled: dict[str, _PgSql] = {}
-
-    async def start(self) -> None:
-        import asyncpg
-
-        self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=4)
-        await super().start()
-
-    async def close(self) -> None:
-        await super().close()
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
-
-    def _compile(self, sql: str) -> _PgSql:
-        compiled = self._compiled.get(sql)
-        if compiled is None:
-            names: list[str] = []
-
-            def repl(m: re.Match[str]) -> str:
-                if m.group(1) not in names:
-                    names.append(m.group(1))
-                return f"${names.index(m.group(1)) + 1}"
-
-            compiled = _PgSql(_PARAM.sub(repl, sql), tuple(names))
-            self._compiled[sql] = compiled
-        return compiled
-
-    async def _execute(self, batch: list[Program]) -> list[Exception | None]:
-        import asyncpg
-
-        # Same lock order in every instance: two batches never wait on each other in a cycle.
-        order = sorted(range(len(batch)), key=lambda i: batch[i].lock_order)
-        for attempt in range(5):
-            results: list[Exception | None] = [None] * len(batch)
-            try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    for i in order:
-                        results[i] = await self._run_program(conn, batch[i])
-                return results
-            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
-                log.warning("money batch deadlock, retry %d", attempt + 1)
-                await asyncio.sleep(0.005 * (attempt + 1))
-        raise RuntimeError("money batch kept deadlocking")
-
-    async def fetch_one(self, sql: str, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
-        c = self._compile(sql)
-        async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(c.sql, *(params[n] for n in c.names))
-        return tuple(row) if row is not None else None
-
-    async def _run_program(self, conn: Any, prog: Program) -> Exception | None:
-        import asyncpg
-
-        tr = conn.transaction()  # nested: a SAVEPOINT
-        await tr.start()
-        try:
-            for stmt in prog.stmts:
-                c = self._compile(stmt.sql)
-                status = await conn.execute(c.sql, *(stmt.params[n] for n in c.names))
-                if stmt.expect_one is not None and _rowcount(status) != 1:
-                    raise stmt.expect_one()
-        except asyncpg.UniqueViolationError as exc:
-            await tr.rollback()
-            return DuplicateRef(str(exc))
-        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
-            raise
-        except Exception as exc:
-            await tr.rollback()
-            return exc
-        await tr.commit()
-        return None
-
-
-def _rowcount(status: str) -> int:
-    # asyncpg returns the command tag: "UPDATE 1", "INSERT 0 1", "DELETE 0".
-    tail = status.rsplit(" ", 1)[-1]
-    return int(tail) if tail.isdigit() else 0
-
-
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def make_money_store(
-    database_url: str, sqlite_synchronous: str
-) -> SqliteMoneyStore | PostgresMoneyStore:
+def make_money_store(database_url: str, sqlite_synchronous: str) -> MoneyStore:
     if database_url.startswith("sqlite"):
         path = database_url.split("///", 1)[1]
         return SqliteMoneyStore(path, sqlite_synchronous)
+    from llmage.db.money_pg import PostgresMoneyStore  # imports this module: keep it lazy
+
     dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
     return PostgresMoneyStore(dsn)
