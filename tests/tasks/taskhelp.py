@@ -11,9 +11,7 @@ from __future__ import annotations
 import io
 import os
 import secrets
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -23,7 +21,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from PIL import Image
 from sqlalchemy import text
 
@@ -68,41 +65,8 @@ TIMEOUT = httpx.Timeout(30.0)
 _PASSWORD_HASH = hash_password("password-123")  # one Argon2 hash for every test user
 
 
-class TaskServer(LlmageServer):
-    """LlmageServer with a listening socket created as IPPROTO_TCP.
-
-    support.servers.free_socket() makes `socket.socket(AF_INET, SOCK_STREAM)` (proto 0); asyncio
-    only sets TCP_NODELAY on accepted sockets whose proto is IPPROTO_TCP, so every response on a
-    kept-alive connection waits ~40 ms for a delayed ACK (Nagle). Same server, proper socket."""
-
-    def __init__(self, app: Any) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(512)
-        self._sock = sock
-        self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app,
-            loop="asyncio",
-            http="httptools",
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("llmage test server failed to start")
-            if time.monotonic() > deadline:
-                raise RuntimeError("llmage test server did not start in 10 s")
-            time.sleep(0.02)
+# The shared server: its socket is created as IPPROTO_TCP, so asyncio sets TCP_NODELAY.
+TaskServer = LlmageServer
 
 
 @dataclass
