@@ -7,7 +7,6 @@ Repeated multipart fields become lists, in order.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import contextlib
 from collections.abc import Iterable
@@ -131,7 +130,3 @@ def bool_param(value: Any, name: str) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no", ""):
         return value.lower() in ("true", "1", "yes")
     raise InvalidParameter(f"'{name}' must be true or false", param=name)
-
-
-def b64_of(data: bytes) -> str:
-    return base64.b64encode(data).decode()

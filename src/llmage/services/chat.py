@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from llmage.domain.errors import (
 )
 from llmage.domain.ids import public_id
 from llmage.domain.money import token_cost
-from llmage.domain.tokens import estimate_tokens, prompt_text, prompt_token_ceiling
+from llmage.domain.tokens import TokenTally, estimate_tokens, prompt_text, prompt_token_ceiling
 from llmage.observability import metrics
 from llmage.providers.contract import Channel
 from llmage.providers.registry import ProviderRegistry
@@ -42,7 +41,6 @@ from llmage.services.routing import ChannelDirectory
 log = logging.getLogger(__name__)
 
 _PROMPT_EXTRAS = ("tools", "functions", "tool_choice", "response_format")
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 
 
 @dataclass(slots=True)
@@ -74,17 +72,7 @@ class StreamMeter:
     """What a stream relayed so far: enough to bill it if it is cut before upstream usage."""
 
     usage: Usage | None = None
-    cjk: int = 0
-    other: int = 0
-    finished: bool = False
-
-    def add(self, text: str) -> None:
-        n = len(_CJK.findall(text))
-        self.cjk += n
-        self.other += len(text) - n
-
-    def estimated_completion(self) -> int:
-        return self.cjk + -(-self.other // 4)
+    relayed: TokenTally = field(default_factory=TokenTally)
 
 
 @dataclass(slots=True)
@@ -249,7 +237,7 @@ class ChatService:
     def _estimate(self, ctx: ChatContext, meter: StreamMeter) -> Usage:
         return Usage(
             prompt_tokens=estimate_tokens(prompt_text(ctx.req.body["messages"])),
-            completion_tokens=meter.estimated_completion(),
+            completion_tokens=meter.relayed.tokens,
         )
 
     # -- the two entry points -----------------------------------------------------------------
@@ -274,7 +262,7 @@ class ChatService:
                 str((c.get("message") or {}).get("content") or "") for c in body["choices"]
             )
             meter = StreamMeter()
-            meter.add(text)
+            meter.relayed.add(text)
             usage = self._estimate(ctx, meter)
         body["model"] = ctx.model
         await self._settle(ctx, usage, status="ok", estimated=estimated, error=None)
@@ -350,7 +338,7 @@ class ChatService:
                     for key in ("content", "reasoning_content"):
                         piece = delta.get(key)
                         if piece:
-                            meter.add(piece)
+                            meter.relayed.add(piece)
                 yield chunk
                 chunk = await anext(upstream, None)
             status = "ok"
@@ -361,7 +349,6 @@ class ChatService:
             ).inc()
             raise
         finally:
-            meter.finished = True
             estimated = meter.usage is None
             usage = meter.usage or self._estimate(ctx, meter)
             # An upstream failure releases the whole hold (DESIGN §5), even mid-stream; a

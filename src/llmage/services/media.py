@@ -5,6 +5,7 @@ plus a cover cut from the first frame when the provider gives none) when it ends
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -169,7 +170,6 @@ class MediaService:
 
 def request_fingerprint(model: str, params: Mapping[str, Any]) -> str:
     """Same key + same body must mean the same task; file refs compare by content hash."""
-    import json
 
     def norm(v: Any) -> Any:
         if isinstance(v, MediaSource):

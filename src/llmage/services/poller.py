@@ -20,7 +20,7 @@ from llmage.db.money_store import Stmt, now_ms
 from llmage.db.repos.tasks import TaskRepo, TaskRow, TaskStateChanged, advance_stmt
 from llmage.db.repos.webhooks import delivery_insert
 from llmage.domain.catalog import Catalog
-from llmage.domain.errors import UpstreamError
+from llmage.domain.errors import LlmageError, UpstreamError
 from llmage.domain.media_pricing import quote_media
 from llmage.domain.money import format_amount
 from llmage.domain.tasks import ACTION_TYPE, TaskStatus
@@ -294,7 +294,7 @@ class TaskPoller:
             measured["n"] = poll.usage["images"]
         try:
             actual = quote_media(entry, {**row.params, **measured, "model": row.model})
-        except Exception:
+        except (LlmageError, TypeError, ValueError):  # a reported value the prices cannot read
             actual = row.quoted
         return max(0, min(actual, row.quoted))
 

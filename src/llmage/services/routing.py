@@ -85,9 +85,6 @@ class ChannelDirectory:
         await self.all()
         return self._by_id.get(channel_id)
 
-    def invalidate(self) -> None:
-        self._expires = 0.0
-
     async def candidates(
         self, names: Iterable[str], *, platform: str | None = None
     ) -> list[Channel]:

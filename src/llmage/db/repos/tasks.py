@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from llmage.db.money_store import Stmt
 from llmage.db.tables import tasks
-from llmage.domain.tasks import OPEN_STATUSES, TaskStatus
+from llmage.domain.tasks import TaskStatus
 
 
 class TaskStateChanged(Exception):
@@ -210,17 +210,6 @@ class TaskRepo:
             ).all()
         return [_row(r) for r in rows]
 
-    async def next_due(self) -> int | None:
-        q = (
-            select(tasks.c.next_poll_at)
-            .where(tasks.c.status.in_([s.value for s in OPEN_STATUSES]))
-            .order_by(tasks.c.next_poll_at)
-            .limit(1)
-        )
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(q)).first()
-        return int(row[0]) if row else None
-
     async def mark_deleted(self, task_id: str, user_id: int, now: int) -> bool:
         q = (
             update(tasks)
@@ -229,8 +218,3 @@ class TaskRepo:
         )
         async with self._engine.begin() as conn:
             return bool((await conn.execute(q)).rowcount)
-
-    async def count_open(self) -> int:
-        q = text("SELECT COUNT(*) FROM tasks WHERE status IN ('CREATED', 'PENDING', 'RUNNING')")
-        async with self._engine.connect() as conn:
-            return int((await conn.execute(q)).scalar_one())
