@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from llmage.dialects.http import JSONBytes, authenticate, platform_of
 from llmage.dialects.submission import convert_files, file_slots, read_submission
-from llmage.domain.errors import MissingParameter
+from llmage.domain.errors import LlmageError, MissingParameter
 from llmage.domain.money import format_amount
 from llmage.domain.tasks import MediaSource, TaskDraft
 from llmage.services.task_views import native_view
@@ -126,7 +126,7 @@ async def _taskid(request: Request) -> str:
     if not taskid and request.method == "POST":
         try:
             fields = await read_submission(request, 1 << 16)
-        except Exception:
+        except LlmageError:  # no body, or not one we can read: it just carries no taskid
             fields = {}
         taskid = fields.get("taskid")
     if not taskid:
