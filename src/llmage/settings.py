@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -109,6 +109,28 @@ class Settings(BaseSettings):
         description="host:port pairs exempt from the private-address rule (operator allow-list)",
     )
     fetch_timeout_seconds: float = 120.0  # whole exchange: DNS, redirects and body
+
+    # Console: sessions, CSRF, SMS
+    session_ttl_seconds: int = Field(
+        7 * 86400, description="A console login lasts this long (absolute; logout ends it)"
+    )
+    cookie_secure: bool | None = Field(
+        None,
+        description="Mark console cookies Secure; default: when the request came over https",
+    )
+    console_origins: list[str] = Field(
+        default_factory=list,
+        description="Extra origins (scheme://host[:port]) allowed to send unsafe console "
+        "requests, besides the server's own and LLMAGE_PUBLIC_BASE_URL's",
+    )
+    sms_backend: str = Field("log", description="log (codes in the server log) or aliyun")
+    sms_code_ttl_seconds: int = 300
+    sms_code_attempts: int = 5  # wrong guesses that burn a code
+    sms_aliyun_endpoint: str = "https://dysmsapi.aliyuncs.com"
+    sms_aliyun_access_key_id: str | None = None
+    sms_aliyun_access_key_secret: SecretStr | None = None
+    sms_aliyun_sign_name: str | None = None
+    sms_aliyun_template_code: str | None = None
 
     @classmethod
     def settings_customise_sources(

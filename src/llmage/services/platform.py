@@ -14,6 +14,7 @@ from llmage.db.engine import Database
 from llmage.db.migrate import upgrade_async
 from llmage.db.repos.accounts import AccountRepo
 from llmage.db.repos.channels import ChannelRepo
+from llmage.db.repos.sessions import SessionRepo
 from llmage.db.repos.tasks import TaskRepo
 from llmage.db.repos.usage import UsageRepo
 from llmage.db.repos.webhooks import WebhookRepo
@@ -27,6 +28,7 @@ from llmage.services.chat import ChatService
 from llmage.services.media import MediaService
 from llmage.services.poller import TaskPoller
 from llmage.services.routing import ChannelDirectory
+from llmage.services.sessions import SessionService
 from llmage.services.sweeper import HoldSweeper
 from llmage.services.tasks import TaskService
 from llmage.services.webhooks import WebhookSender
@@ -54,6 +56,12 @@ class Platform:
         self.task_repo = TaskRepo(self.db.engine, not self.db.is_sqlite)
         self.ledger = Ledger(self.db.money)
         self.keys = KeyCache(self.accounts, s.key_cache_ttl)
+        self.sessions = SessionService(
+            SessionRepo(self.db.engine),
+            self.accounts,
+            csrf_secret=self.box.derive("csrf"),
+            ttl_seconds=s.session_ttl_seconds,
+        )
         self.directory = ChannelDirectory(self.channels, self.box, s.channel_cache_ttl)
         self.transport = Transport(
             pool_size=s.upstream_pool_size,
