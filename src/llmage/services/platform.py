@@ -15,6 +15,7 @@ from llmage.db.migrate import upgrade_async
 from llmage.db.repos.accounts import AccountRepo
 from llmage.db.repos.channels import ChannelRepo
 from llmage.db.repos.sessions import SessionRepo
+from llmage.db.repos.sms_codes import SmsCodeRepo
 from llmage.db.repos.tasks import TaskRepo
 from llmage.db.repos.usage import UsageRepo
 from llmage.db.repos.webhooks import WebhookRepo
@@ -25,14 +26,17 @@ from llmage.providers.sim import SimProvider
 from llmage.providers.sim_media import SimMediaProvider
 from llmage.providers.transport import Transport
 from llmage.services.chat import ChatService
+from llmage.services.console_auth import ConsoleAuth
 from llmage.services.media import MediaService
 from llmage.services.poller import TaskPoller
 from llmage.services.routing import ChannelDirectory
 from llmage.services.sessions import SessionService
 from llmage.services.sweeper import HoldSweeper
 from llmage.services.tasks import TaskService
+from llmage.services.webhook_secrets import WebhookSecrets
 from llmage.services.webhooks import WebhookSender
 from llmage.settings import Settings
+from llmage.sms import make_sms_sender
 from llmage.storage.factory import make_storage
 from llmage.storage.video_tools import SimRenderer
 
@@ -51,6 +55,7 @@ class Platform:
             s.webhook_secret.encode() if s.webhook_secret else self.box.derive("webhooks")
         )
         self.accounts = AccountRepo(self.db.engine)
+        self.webhook_secrets = WebhookSecrets(self.accounts, self.webhook_secret)
         self.channels = ChannelRepo(self.db.engine)
         self.usage = UsageRepo(self.db.engine)
         self.task_repo = TaskRepo(self.db.engine, not self.db.is_sqlite)
@@ -61,6 +66,16 @@ class Platform:
             self.accounts,
             csrf_secret=self.box.derive("csrf"),
             ttl_seconds=s.session_ttl_seconds,
+        )
+        self.sms = make_sms_sender(s)
+        self.console_auth = ConsoleAuth(
+            accounts=self.accounts,
+            sessions=self.sessions,
+            codes=SmsCodeRepo(self.db.engine),
+            sms=self.sms,
+            code_secret=self.box.derive("sms-codes"),
+            code_ttl_seconds=s.sms_code_ttl_seconds,
+            code_attempts=s.sms_code_attempts,
         )
         self.directory = ChannelDirectory(self.channels, self.box, s.channel_cache_ttl)
         self.transport = Transport(
@@ -118,7 +133,7 @@ class Platform:
             tasks=self.task_repo,
             media=self.media,
             fetcher=self.fetcher,
-            secret=self.webhook_secret,
+            secret_for=self.webhook_secrets.signing_key,
             base_url=self.poller.base_url,
             retry_base_seconds=s.webhook_retry_base_seconds,
         )
@@ -143,5 +158,6 @@ class Platform:
             await self.webhooks.stop()
             await self.poller.stop()
         await self.transport.close()
+        await self.sms.close()
         await self.storage.close()
         await self.db.close()
