@@ -155,8 +155,9 @@ class SqliteMoneyStore:
     @classmethod
     def _execute(cls, conn: sqlite3.Connection, batch: list[Program]) -> list[Exception | None]:
         """Optimistically, the whole batch in one transaction with no per-program savepoints
-        (they cost a third of the writer's statements). If any program fails, that attempt is
-        rolled back entirely and the batch runs again, each program in its own savepoint."""
+        (they cost a third of the writer's statements). If anything in any program fails (a
+        condition, a constraint, a value the driver cannot bind, bad SQL: any error at all), that
+        attempt is rolled back entirely and the batch runs again, each program on its own."""
         conn.execute("BEGIN IMMEDIATE")
         try:
             for prog in batch:
@@ -164,49 +165,69 @@ class SqliteMoneyStore:
                     cur = conn.execute(stmt.sql, stmt.params)
                     if stmt.expect_one is not None and cur.rowcount != 1:
                         raise _Abort
-            conn.execute("COMMIT")
-            return [None] * len(batch)
-        except (_Abort, sqlite3.IntegrityError):
-            conn.execute("ROLLBACK")
+        except Exception:
+            with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
+                conn.execute("ROLLBACK")
+            return cls._execute_careful(conn, batch)
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
-        return cls._execute_careful(conn, batch)
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        return [None] * len(batch)
 
     @staticmethod
     def _execute_careful(conn: sqlite3.Connection, batch: list[Program]) -> list[Exception | None]:
-        results: list[Exception | None] = []
-        # IMMEDIATE takes the write lock up front so a concurrent CLI writer waits (busy_timeout)
-        # instead of failing mid-transaction.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for prog in batch:
-                conn.execute("SAVEPOINT p")
-                try:
-                    for stmt in prog.stmts:
-                        cur = conn.execute(stmt.sql, stmt.params)
-                        if stmt.expect_one is not None and cur.rowcount != 1:
-                            raise stmt.expect_one()
-                except sqlite3.IntegrityError as exc:
-                    conn.execute("ROLLBACK TO p")
-                    results.append(_integrity(exc))
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO p")
-                    results.append(exc)
-                else:
-                    results.append(None)
-                conn.execute("RELEASE p")
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
-        return results
+        """Each program in its own savepoint: an error rolls back that program alone.
+
+        A few errors (disk full, I/O, an interrupt, a trigger's RAISE(ROLLBACK)) make SQLite end
+        the whole transaction, not just the failing statement, taking the programs before it with
+        it. Then the failing program keeps its error and the pass starts over without it; every
+        pass removes one program, so this ends. Only a failing BEGIN or COMMIT fails them all.
+        """
+        failed: dict[int, Exception] = {}
+        while True:
+            # IMMEDIATE takes the write lock up front so a concurrent CLI writer waits
+            # (busy_timeout) instead of failing mid-transaction.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                ended = False
+                for i, prog in enumerate(batch):
+                    if i in failed:
+                        continue
+                    conn.execute("SAVEPOINT p")
+                    try:
+                        for stmt in prog.stmts:
+                            cur = conn.execute(stmt.sql, stmt.params)
+                            if stmt.expect_one is not None and cur.rowcount != 1:
+                                raise stmt.expect_one()
+                    except Exception as exc:
+                        failed[i] = _outcome(exc)
+                        if not conn.in_transaction:
+                            ended = True
+                            break
+                        conn.execute("ROLLBACK TO p")
+                    conn.execute("RELEASE p")
+                if ended:
+                    log.warning("money program ended its transaction: %r", failed[i])
+                    continue
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            return [failed.get(i) for i in range(len(batch))]
 
 
-def _integrity(exc: Exception) -> Exception:
-    text = str(exc).lower()
-    if "unique" in text or "duplicate" in text:
-        return DuplicateRef(str(exc))
+def _outcome(exc: Exception) -> Exception:
+    """What the waiting caller sees: a unique violation means "done before"."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        text = str(exc).lower()
+        if "unique" in text or "duplicate" in text:
+            return DuplicateRef(str(exc))
     return exc
