@@ -59,7 +59,11 @@ def test_no_database_here_and_no_server_known_refuses_without_creating(
     assert "LLMAGE_DATA_DIR" in p.stderr
     assert not (elsewhere / "var").exists()  # nothing was created
 
-    made = llmage(elsewhere, env_for(xdg), "--init", "user", "create", "zoe", "--password", "p" * 9)
+    made = llmage(
+        elsewhere,
+        env_for(xdg),
+        *("--init", "user", "create", "zoe", "--password", "p" * 9, "--phone", "+86 139-1234-5678"),
+    )
     assert made.returncode == 0, made.stderr
     assert "creating a new database" in made.stderr
     assert (elsewhere / "var" / "llmage.db").exists()
