@@ -97,12 +97,17 @@ def test_model_allow_list_and_bad_key_options(stack: Stack) -> None:
         ({"spend_limit": "0.0000001"}, "spend_limit"),
         ({"expires_days": 0}, "expires_days"),
         ({"name": "x", "scope": "all"}, "scope"),
+        ({"name": "nul\u0000name"}, "name"),
+        ({"models": ["qwen3-max\u0000"]}, "models.0"),
     ]
     for body, param in bad:
         resp = b.post("/api/keys", body)
         assert resp.status_code == 400, (body, resp.text)
         assert error(resp)["param"] == param, (body, resp.json())
     assert len(b.get("/api/keys").json()["data"]) == 1
+    for key_id in ("0", "99999999999999999999", "abc"):
+        r = b.delete(f"/api/keys/{key_id}")
+        assert r.status_code == 400 and error(r)["param"] == "key_id", r.text
 
 
 def test_another_users_key_is_404(stack: Stack) -> None:

@@ -200,6 +200,17 @@ def test_bad_bodies_name_the_field(stack: Stack) -> None:
         "/api/auth/login", content=b"{not json", headers={"Content-Type": "application/json"}
     )
     assert r.status_code == 400 and "error" in r.json()
+    # Text that cannot be stored or hashed: refused as bad input, never a server error.
+    for raw in (
+        b'{"username": "ab\\u0000cd", "password": "password-123"}',
+        b'{"username": "abcd", "password": "pass\\ud800word"}',
+        b'{"username": "' + b"u" * 100 + b'", "password": "password-123"}',
+    ):
+        r = b.http.post(
+            "/api/auth/login", content=raw, headers={"Content-Type": "application/json"}
+        )
+        assert r.status_code == 400, (raw, r.text)
+        assert error(r)["param"] in ("username", "password"), r.text
     r = b.get("/api/no-such-route")
     assert r.status_code == 404 and error(r)["code"] == "not_found"
 

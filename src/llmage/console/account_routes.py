@@ -21,6 +21,7 @@ from llmage.console.models import (
     MeOut,
     Money,
     OkOut,
+    RowId,
     WebhookSecretOut,
     errors,
     iso,
@@ -124,7 +125,7 @@ async def create_key(
     summary="Revoke one of my keys (requests with it are refused at once)",
     responses=errors(401, 403, 404),
 )
-async def revoke_key(key_id: int, user: CurrentUser, request: Request) -> OkOut:
+async def revoke_key(key_id: RowId, user: CurrentUser, request: Request) -> OkOut:
     await AccountService(console_platform(request)).revoke_key(key_id, user.user_id)
     return OkOut()
 

@@ -15,6 +15,7 @@ from llmage.console.models import (
     AdminUserOut,
     AdminUserUpdate,
     Money,
+    RowId,
     errors,
     iso,
 )
@@ -53,7 +54,7 @@ async def list_users(admin: AdminUser, request: Request) -> AdminUserListOut:
     responses=errors(400, 401, 403, 404),
 )
 async def update_user(
-    user_id: int, body: AdminUserUpdate, admin: AdminUser, request: Request
+    user_id: RowId, body: AdminUserUpdate, admin: AdminUser, request: Request
 ) -> AdminUserOut:
     p = console_platform(request)
     await AccountService(p).set_status(

@@ -11,7 +11,13 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from llmage.domain.errors import InvalidRequest, LlmageError, MissingParameter, TooManyAttempts
+from llmage.domain.errors import (
+    InvalidParameter,
+    InvalidRequest,
+    LlmageError,
+    MissingParameter,
+    TooManyAttempts,
+)
 
 
 def error_body(exc: LlmageError) -> dict[str, Any]:
@@ -51,4 +57,4 @@ def from_validation(errors: list[dict[str, Any]]) -> LlmageError:
         return MissingParameter(param)
     if kind == "extra_forbidden":
         return InvalidRequest(f"Unknown field: {param}", param=param)
-    return InvalidRequest(f"Invalid {param}: {msg}", param=param)
+    return InvalidParameter(f"Invalid {param}: {msg.removeprefix('Value error, ')}", param=param)

@@ -8,11 +8,30 @@ Times are ISO 8601 UTC strings.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from llmage.domain.money import format_amount
+
+
+def _clean(text: str) -> str:
+    # JSON may carry NUL or lone surrogates; neither can be stored or hashed as UTF-8 text.
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(_clean)]
+
+
+# A row id in a path: positive and within a 32-bit INTEGER column.
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 class _Request(BaseModel):
@@ -38,38 +57,38 @@ class Money(BaseModel):
 
 
 class RegisterRequest(_Request):
-    username: str = Field(description="3-32 letters, digits or . _ @ -", examples=["alice"])
-    password: str = Field(description="8-128 characters")
-    phone: str | None = Field(
+    username: Text = Field(description="3-32 letters, digits or . _ @ -", examples=["alice"])
+    password: Text = Field(description="8-128 characters")
+    phone: Text | None = Field(
         None, description="Optional; then sms_code (purpose 'register') is required"
     )
-    sms_code: str | None = Field(None, description="Code sent to `phone` for purpose 'register'")
+    sms_code: Text | None = Field(None, description="Code sent to `phone` for purpose 'register'")
 
 
 class LoginRequest(_Request):
-    username: str
-    password: str
+    username: Text = Field(max_length=64)
+    password: Text = Field(max_length=1024)
 
 
 class SmsCodeRequest(_Request):
-    phone: str = Field(examples=["13800138000"])
+    phone: Text = Field(max_length=32, examples=["13800138000"])
     purpose: Literal["login", "register", "reset"]
 
 
 class SmsLoginRequest(_Request):
-    phone: str
-    code: str
+    phone: Text = Field(max_length=32)
+    code: Text = Field(max_length=16)
 
 
 class PasswordChangeRequest(_Request):
-    password: str = Field(description="The current password")
-    new_password: str = Field(description="8-128 characters")
+    password: Text = Field(max_length=1024, description="The current password")
+    new_password: Text = Field(description="8-128 characters")
 
 
 class ResetRequest(_Request):
-    phone: str
-    code: str = Field(description="Code sent to `phone` for purpose 'reset'")
-    new_password: str = Field(description="8-128 characters")
+    phone: Text = Field(max_length=32)
+    code: Text = Field(max_length=16, description="Code sent to `phone` for purpose 'reset'")
+    new_password: Text = Field(description="8-128 characters")
 
 
 class UserOut(BaseModel):
@@ -115,16 +134,16 @@ class MeOut(BaseModel):
 
 
 class KeyCreateRequest(_Request):
-    name: str = Field("default", min_length=1, max_length=128)
+    name: Text = Field("default", min_length=1, max_length=128)
     expires_days: float | None = Field(
         None, gt=0, le=3650, description="Expire after this many days (default: never)"
     )
-    models: list[str] | None = Field(
+    models: list[Text] | None = Field(
         None,
         max_length=200,
         description="Allow-list of catalog model names or llmids (default: every model)",
     )
-    spend_limit: str | int | float | None = Field(
+    spend_limit: Text | int | float | None = Field(
         None, description="Most this key may ever spend, in currency units (e.g. '20' or 12.5)"
     )
 
