@@ -18,6 +18,8 @@ from fastapi import FastAPI
 
 from llmage.dialects.media.routes import Unsatisfiable, parse_range
 from llmage.dialects.media.routes import router as media_router
+from llmage.net.fetch import GuardedFetcher
+from llmage.services.media import MediaService
 from llmage.storage.local import LocalStorage
 from llmage.storage.signing import sign
 from support.servers import LlmageServer
@@ -53,7 +55,10 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Media]:
     obj = asyncio.run(storage.put(data, "video/mp4"))
     app = FastAPI()
     app.include_router(media_router)
-    app.state.platform = SimpleNamespace(storage=storage, media_secret=SECRET)
+    service = MediaService(
+        storage, GuardedFetcher(max_bytes=1 << 20, timeout=5), SECRET, TTL, 1 << 20
+    )
+    app.state.platform = SimpleNamespace(media=service)
     server = LlmageServer(app)
     try:
         yield Media(server.url, storage, data, obj.key)

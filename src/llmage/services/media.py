@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from llmage.domain.errors import InvalidParameter, UpstreamError, UpstreamKind
@@ -15,8 +15,11 @@ from llmage.domain.tasks import MediaSource
 from llmage.net.fetch import FetchFailed, FetchRejected, GuardedFetcher, sniff_content_type
 from llmage.providers.tasks import MediaInput, TaskOutput
 from llmage.storage.contract import Storage
-from llmage.storage.signing import sign
+from llmage.storage.signing import MediaGrant, MediaTokenError, sign, verify_grant
 from llmage.storage.video_tools import first_frame_jpeg
+
+# The edges serve media through this service only (they import neither storage nor db).
+__all__ = ["MediaGrant", "MediaService", "MediaTokenError", "file_ref", "request_fingerprint"]
 
 _FAMILY = {
     "image": "image/",
@@ -162,10 +165,31 @@ class MediaService:
     # -- URLs -----------------------------------------------------------------------------------
 
     def url(self, ref: Mapping[str, Any], base_url: str, name: str) -> str:
-        ctype = str(ref["content_type"])
-        filename = f"{name}.{_EXT.get(ctype, 'bin')}"
-        token = sign(str(ref["key"]), ctype, filename, self._ttl, self._secret)
-        return f"{base_url.rstrip('/')}/media/{token}"
+        filename = f"{name}.{_EXT.get(str(ref['content_type']), 'bin')}"
+        return f"{base_url.rstrip('/')}/media/{self.token(ref, filename)}"
+
+    def token(self, ref: Mapping[str, Any], filename: str) -> str:
+        """A signed, expiring media token for a stored file reference."""
+        return sign(str(ref["key"]), str(ref["content_type"]), filename, self._ttl, self._secret)
+
+    # -- serving ---------------------------------------------------------------------------------
+
+    def grant(self, token: str, now: float) -> MediaGrant:
+        """What a media token grants; MediaTokenError if it is forged, damaged or expired."""
+        return verify_grant(token, self._secret, now)
+
+    async def size(self, key: str) -> int | None:
+        """The stored object's size; None if there is none (or the key is not one of ours)."""
+        try:
+            return await self.storage.size(key)
+        except ValueError:  # a signed key our storage cannot hold: a stale link from another setup
+            return None
+
+    def read(self, key: str, start: int, end: int) -> AsyncIterator[bytes]:
+        return self.storage.read(key, start, end)
+
+    async def read_all(self, ref: Mapping[str, Any]) -> bytes:
+        return await self.storage.read_all(str(ref["key"]))
 
 
 def request_fingerprint(model: str, params: Mapping[str, Any]) -> str:

@@ -9,9 +9,10 @@ from __future__ import annotations
 from llmage.auth.crypto import CredentialBox
 from llmage.auth.keys import KeyCache
 from llmage.billing.ledger import Ledger
+from llmage.billing.reconcile import Violation, reconcile
 from llmage.catalog import load_catalog, load_catalog_file
 from llmage.db.engine import Database
-from llmage.db.migrate import upgrade_async
+from llmage.db.migrate import upgrade, upgrade_async
 from llmage.db.repos.accounts import AccountRepo
 from llmage.db.repos.channels import ChannelRepo
 from llmage.db.repos.holds import HoldRepo
@@ -34,6 +35,11 @@ from llmage.services.webhooks import WebhookSender
 from llmage.settings import Settings
 from llmage.storage.factory import make_storage
 from llmage.storage.video_tools import SimRenderer
+
+
+def upgrade_schema(settings: Settings) -> None:
+    """Bring the database schema to the newest version, in place (`llmage migrate`)."""
+    upgrade(settings.effective_database_url)
 
 
 class Platform:
@@ -130,6 +136,10 @@ class Platform:
             await self.webhooks.start()
             await self.sweeper.start()
             self._workers = True
+
+    async def reconcile(self) -> list[Violation]:
+        """Every money invariant over the whole ledger; the rules broken, with sample rows."""
+        return await reconcile(self.db.engine)
 
     async def close(self) -> None:
         if self._workers:

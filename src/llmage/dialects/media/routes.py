@@ -9,15 +9,13 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from llmage.storage.contract import Storage
-from llmage.storage.signing import MediaTokenError, verify_grant
+from llmage.services.media import MediaService, MediaTokenError
 
 router = APIRouter(tags=["Media"])
 
@@ -92,18 +90,14 @@ async def media_head(token: str, request: Request) -> Response:
 async def media(token: str, request: Request) -> Response:
     """Serve the object a media token grants (GET or HEAD, ranges). Other dialects reuse it,
     e.g. OpenAI `/v1/videos/{id}/content` answers with the same bytes and headers."""
-    platform: Any = request.app.state.platform
-    storage: Storage = platform.storage
+    media_service: MediaService = request.app.state.platform.media
     now = time.time()
     try:
-        grant = verify_grant(token, platform.media_secret, now)
+        grant = media_service.grant(token, now)
     except MediaTokenError as exc:
         return _error(403, str(exc))
 
-    try:
-        size = await storage.size(grant.key)
-    except ValueError:  # a signed key our storage cannot hold: a stale link from another setup
-        size = None
+    size = await media_service.size(grant.key)
     if size is None:
         return _error(404, "media not found")
 
@@ -140,7 +134,7 @@ async def media(token: str, request: Request) -> Response:
     if request.method == "HEAD" or size == 0:
         return Response(status_code=status, headers=headers, media_type=grant.content_type)
     return StreamingResponse(
-        storage.read(grant.key, start, end),
+        media_service.read(grant.key, start, end),
         status_code=status,
         headers=headers,
         media_type=grant.content_type,

@@ -61,8 +61,7 @@ async def image_items(
         root = base_url(request)
         return [{"url": p.media.url(r, root, f"image{i + 1}")} for i, r in enumerate(refs)]
     return [
-        b64_item(await p.storage.read_all(str(r["key"])), str(r["content_type"]), data_uri=data_uri)
-        for r in refs
+        b64_item(await p.media.read_all(r), str(r["content_type"]), data_uri=data_uri) for r in refs
     ]
 
 

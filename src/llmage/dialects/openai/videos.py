@@ -33,7 +33,6 @@ from llmage.domain.errors import InvalidParameter, InvalidRequest, NotFound
 from llmage.domain.params import ParamSpec, read_fields
 from llmage.domain.principal import KeyAuth
 from llmage.domain.tasks import MediaSource, TaskRow, TaskStatus
-from llmage.storage.signing import sign
 
 router = APIRouter(prefix="/v1", tags=["OpenAI"])
 
@@ -162,7 +161,7 @@ async def video_content(request: Request, video_id: str) -> Response:
     p = platform_of(request)
     ctype = str(ref["content_type"])
     filename = f"{row.id}{'' if variant == 'video' else '-' + variant}.{_EXT.get(ctype, 'bin')}"
-    token = sign(str(ref["key"]), ctype, filename, p.settings.media_url_ttl, p.media_secret)
+    token = p.media.token(ref, filename)
     return await serve_media(token, request)
 
 
@@ -174,9 +173,9 @@ def _is_files(value: Any) -> bool:
 
 async def _stored_media(request: Request, value: Any) -> Any:
     """A stored file reference back to a MediaSource (read from our storage), for a remix."""
-    storage = platform_of(request).storage
+    media = platform_of(request).media
     if is_file_ref(value):
-        data = await storage.read_all(str(value["key"]))
+        data = await media.read_all(value)
         return MediaSource(data=data, content_type=str(value["content_type"]))
     if _is_files(value):
         return [await _stored_media(request, v) for v in value]
