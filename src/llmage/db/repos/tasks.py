@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from llmage.db.money_store import Stmt
 from llmage.db.tables import tasks
+from llmage.domain.stored_files import TaskFiles, files_from_record, files_record
 from llmage.domain.tasks import TaskStatus
 
 
@@ -32,7 +33,8 @@ class TaskRow:
     platform: str | None
     status: TaskStatus
     progress: int
-    params: dict[str, Any]
+    params: dict[str, Any]  # plain JSON as the client sent it: never a source of media links
+    inputs: TaskFiles  # the files we stored for this task's file parameters
     channel_id: int | None
     provider: str | None
     upstream_id: str | None
@@ -40,7 +42,7 @@ class TaskRow:
     quoted: int
     charged: int | None
     usage: dict[str, Any] | None
-    outputs: dict[str, Any] | None
+    outputs: TaskFiles  # the results we re-hosted (video, cover, images); empty until then
     error_code: str | None
     error_message: str | None
     idempotency_key: str | None
@@ -70,6 +72,7 @@ def _row(r: Any) -> TaskRow:
         status=TaskStatus(m["status"]),
         progress=m["progress"],
         params=json.loads(m["params"]),
+        inputs=files_from_record(json.loads(m["inputs"])) if m["inputs"] else {},
         channel_id=m["channel_id"],
         provider=m["provider"],
         upstream_id=m["upstream_id"],
@@ -77,7 +80,7 @@ def _row(r: Any) -> TaskRow:
         quoted=m["quoted"],
         charged=m["charged"],
         usage=json.loads(m["usage"]) if m["usage"] else None,
-        outputs=json.loads(m["outputs"]) if m["outputs"] else None,
+        outputs=files_from_record(json.loads(m["outputs"])) if m["outputs"] else {},
         error_code=m["error_code"],
         error_message=m["error_message"],
         idempotency_key=m["idempotency_key"],
@@ -96,16 +99,25 @@ def _row(r: Any) -> TaskRow:
 
 _INSERT = (
     "INSERT INTO tasks (id, user_id, key_id, kind, llmid, model, dialect, platform, status,"
-    " progress, params, hold_id, quoted, idempotency_key, request_hash, callback_url, remix_of,"
-    " created_at, updated_at, deadline_at, next_poll_at, polls)"
+    " progress, params, inputs, hold_id, quoted, idempotency_key, request_hash, callback_url,"
+    " remix_of, created_at, updated_at, deadline_at, next_poll_at, polls)"
     " VALUES (:id, :user_id, :key_id, :kind, :llmid, :model, :dialect, :platform, 'CREATED', 0,"
-    " :params, :hold_id, :quoted, :idempotency_key, :request_hash, :callback_url, :remix_of,"
-    " :now, :now, :deadline_at, :now, 0)"
+    " :params, :inputs, :hold_id, :quoted, :idempotency_key, :request_hash, :callback_url,"
+    " :remix_of, :now, :now, :deadline_at, :now, 0)"
 )
 
 
 def insert_stmt(values: Mapping[str, Any]) -> Stmt:
-    return Stmt(_INSERT, {**values, "params": json.dumps(values["params"], sort_keys=True)})
+    """`params` plain JSON; `inputs` the stored files (TaskFiles), kept apart from params."""
+    inputs = files_record(values.get("inputs") or {})
+    return Stmt(
+        _INSERT,
+        {
+            **values,
+            "params": json.dumps(values["params"], sort_keys=True),
+            "inputs": json.dumps(inputs, sort_keys=True) if inputs else None,
+        },
+    )
 
 
 def _set_clause(fields: Mapping[str, Any]) -> str:
