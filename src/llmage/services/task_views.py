@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmage.db.repos.tasks import TaskRow
 from llmage.domain.stored_files import StoredFile, slot_files
+from llmage.domain.tasks import TaskRow
 from llmage.services.media import MediaService
 
 

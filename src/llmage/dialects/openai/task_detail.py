@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from llmage.db.repos.tasks import TaskRow
 from llmage.domain.money import format_amount
 from llmage.domain.stored_files import StoredFile
+from llmage.domain.tasks import TaskRow
 
 # (a stored file from the task's own records, a name for the download) -> a signed URL
 UrlOf = Callable[[StoredFile, str], str]

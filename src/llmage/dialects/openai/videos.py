@@ -13,8 +13,6 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from llmage.db.repos.accounts import KeyAuth
-from llmage.db.repos.tasks import TaskRow
 from llmage.dialects.http import JSONBytes, authenticate, platform_of
 from llmage.dialects.media.routes import serve
 from llmage.dialects.openai.task_detail import task_detail
@@ -26,8 +24,9 @@ from llmage.dialects.openai.video_translate import (
 )
 from llmage.dialects.submission import bool_param, file_slots, read_submission
 from llmage.domain.errors import InvalidParameter, InvalidRequest, MissingParameter, NotFound
+from llmage.domain.principal import KeyAuth
 from llmage.domain.stored_files import StoredFile
-from llmage.domain.tasks import TaskStatus
+from llmage.domain.tasks import TaskRow, TaskStatus
 
 router = APIRouter(prefix="/v1", tags=["OpenAI"])
 
