@@ -35,6 +35,13 @@ class ServedMedia:
     expires: int  # unix seconds: how long a cache may keep it
 
 
+def _ours(file: StoredFile) -> StoredFile:
+    # The type says it already; this also stops callers the type checker cannot see (Any, JSON).
+    if not isinstance(file, StoredFile):
+        raise TypeError("media links are minted only from stored file records")
+    return file
+
+
 class MediaLinks:
     def __init__(self, storage: Storage, secret: bytes, ttl: int) -> None:
         if not secret:
@@ -48,15 +55,11 @@ class MediaLinks:
     # -- minting --------------------------------------------------------------------------------
 
     def grant(self, file: StoredFile, name: str, now: float | None = None) -> MediaGrant:
-        if not isinstance(file, StoredFile):  # a guard for callers that bypass the type checker
-            raise TypeError("media links are minted only from stored file records")
         now = time.time() if now is None else now
-        return MediaGrant(file.key, name, int(now + self.ttl))
+        return MediaGrant(_ours(file).key, name, int(now + self.ttl))
 
     def token(self, file: StoredFile, name: str) -> str:
-        if not isinstance(file, StoredFile):
-            raise TypeError("media links are minted only from stored file records")
-        return seal(file.key, name, self.ttl, self._secret)
+        return seal(_ours(file).key, name, self.ttl, self._secret)
 
     def url(self, file: StoredFile, base_url: str, name: str) -> str:
         return f"{base_url.rstrip('/')}/media/{self.token(file, name)}"

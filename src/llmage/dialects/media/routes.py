@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from llmage.dialects.http import platform_of
 from llmage.services.media_links import ServedMedia
 
 router = APIRouter(tags=["Media"])
@@ -107,8 +107,7 @@ async def media_head(token: str, request: Request) -> Response:
 
 async def media(token: str, request: Request) -> Response:
     """Serve the object a media token grants (GET or HEAD, ranges)."""
-    platform: Any = request.app.state.platform
-    return await serve(await platform.media.links.open(token), request)
+    return await serve(await platform_of(request).media.links.open(token), request)
 
 
 async def serve(found: ServedMedia | None, request: Request) -> Response:
@@ -148,9 +147,8 @@ async def serve(found: ServedMedia | None, request: Request) -> Response:
 
     if request.method == "HEAD" or size == 0:
         return Response(status_code=status, headers=headers, media_type=found.content_type)
-    links: Any = request.app.state.platform.media.links
     return StreamingResponse(
-        links.read(found, start, end),
+        platform_of(request).media.links.read(found, start, end),
         status_code=status,
         headers=headers,
         media_type=found.content_type,
