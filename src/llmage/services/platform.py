@@ -27,6 +27,7 @@ from llmage.providers.sim_media import SimMediaProvider
 from llmage.providers.transport import Transport
 from llmage.services.chat import ChatService
 from llmage.services.media import MediaService
+from llmage.services.media_links import MediaLinks
 from llmage.services.poller import TaskPoller
 from llmage.services.routing import ChannelDirectory
 from llmage.services.sweeper import HoldSweeper
@@ -92,7 +93,10 @@ class Platform:
             allow_hosts=frozenset(s.fetch_allow_hosts),
         )
         self.media = MediaService(
-            self.storage, self.fetcher, self.media_secret, s.media_url_ttl, s.max_input_file_bytes
+            self.storage,
+            self.fetcher,
+            MediaLinks(self.storage, self.media_secret, s.media_url_ttl),
+            s.max_input_file_bytes,
         )
         self.poller = TaskPoller(
             settings=s,
