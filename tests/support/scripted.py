@@ -132,9 +132,11 @@ def head(status: int = 200, content_type: str = "application/json", **headers: s
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def whole(status: int, body: bytes, content_type: str = "application/json") -> bytes:
+def whole(
+    status: int, body: bytes, content_type: str = "application/json", **headers: str
+) -> bytes:
     """A complete keep-alive response."""
-    return (
-        f"HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    lines = [f"HTTP/1.1 {status} X", f"Content-Type: {content_type}"]
+    lines += [f"{k.replace('_', '-')}: {v}" for k, v in headers.items()]
+    lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
