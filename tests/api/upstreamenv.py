@@ -52,7 +52,8 @@ class UpstreamEnv:
 
     # -- life ---------------------------------------------------------------------------------
 
-    def start(self, channels: list[ChannelDef]) -> None:
+    def start(self, channels: list[ChannelDef], routes: dict[str, Any] | None = None) -> None:
+        """Channels first, then the server; `routes` (path -> endpoint) are added to its app."""
         self.admin.call(self.platform.start(migrate=True))
         for ch in channels:
             self.admin.call(
@@ -65,7 +66,10 @@ class UpstreamEnv:
                     models=list(ch.models),
                 )
             )
-        self.server = LlmageServer(create_app(self.settings))
+        app = create_app(self.settings)
+        for path, endpoint in (routes or {}).items():
+            app.add_api_route(path, endpoint)
+        self.server = LlmageServer(app)
 
     def close(self) -> None:
         if self.server is not None:
@@ -137,14 +141,18 @@ class UpstreamEnv:
 
 @contextmanager
 def upstream_env(
-    backend: str, tmp: Path, channels: list[ChannelDef], **overrides: Any
+    backend: str,
+    tmp: Path,
+    channels: list[ChannelDef],
+    routes: dict[str, Any] | None = None,
+    **overrides: Any,
 ) -> Iterator[UpstreamEnv]:
     admin = LoopThread(f"upstream-env-{backend}")
     try:
         with database_url(backend, tmp) as url:
             env = UpstreamEnv(backend, make_settings(tmp, url, **overrides), admin)
             try:
-                env.start(channels)
+                env.start(channels, routes)
                 yield env
             finally:
                 env.close()
