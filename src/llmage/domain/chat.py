@@ -1,18 +1,76 @@
 """The canonical chat request and usage, and the pure parsing every dialect shares.
 
-The canonical body *is* an OpenAI chat body: every upstream we relay to speaks it, and keeping the
-client's dict (unknown fields included) is what lets vendor extensions pass through unchanged.
+The canonical body *is* an OpenAI chat body: every upstream we relay to speaks it. The client's
+dict is kept as sent, but only its documented OpenAI fields, plus the extras a provider (or an
+admin, per channel) allows, ever reach an upstream (`forwardable`): a client cannot hand the
+upstream a key, a base URL or headers of its choosing.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from llmage.domain.errors import InvalidParameter, InvalidRequest, MissingParameter
 from llmage.domain.params import check_json_types
+
+# The request fields of OpenAI's chat completions API. `service_tier` is left out on purpose: it
+# picks a dearer upstream price than the one our catalog charges.
+OPENAI_CHAT_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "audio",
+        "frequency_penalty",
+        "function_call",
+        "functions",
+        "logit_bias",
+        "logprobs",
+        "max_completion_tokens",
+        "max_tokens",
+        "metadata",
+        "modalities",
+        "n",
+        "parallel_tool_calls",
+        "prediction",
+        "presence_penalty",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "reasoning_effort",
+        "response_format",
+        "safety_identifier",
+        "seed",
+        "stop",
+        "store",
+        "stream",
+        "stream_options",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_logprobs",
+        "top_p",
+        "user",
+        "verbosity",
+        "web_search_options",
+    }
+)
+
+
+def forwardable(
+    body: Mapping[str, Any], extras: Collection[str] = ()
+) -> tuple[dict[str, Any], list[str]]:
+    """(the fields an upstream may see, the names of those it may not). Everything else, such
+    as `api_key`, `api_base`, `base_url`, `extra_headers` or `extra_body`, stays here."""
+    out: dict[str, Any] = {}
+    dropped: list[str] = []
+    for name, value in body.items():
+        if name in OPENAI_CHAT_FIELDS or name in extras:
+            out[name] = value
+        else:
+            dropped.append(name)
+    return out, dropped
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from llmage.domain.errors import InvalidParameter, UpstreamError, UpstreamKind
@@ -24,7 +24,7 @@ from llmage.storage.contract import Storage
 from llmage.storage.video_tools import first_frame_jpeg
 
 # The edges serve media through this service only (they import neither storage nor db).
-__all__ = ["MediaGrant", "MediaService", "MediaTokenError", "file_ref", "request_fingerprint"]
+__all__ = ["MediaService", "request_fingerprint"]
 
 _FAMILY = {
     "image": "image/",

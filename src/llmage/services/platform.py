@@ -68,6 +68,10 @@ class Platform:
             pool_size=s.upstream_pool_size,
             connect_timeout=s.upstream_connect_timeout,
             read_timeout=s.upstream_read_timeout,
+            total_timeout=s.upstream_total_timeout,
+            stream_total_timeout=s.upstream_stream_total_timeout,
+            stream_gap_timeout=s.upstream_stream_gap_timeout,
+            keepalive_expiry=s.upstream_keepalive_expiry,
         )
         self.providers = ProviderRegistry(
             self.transport,
@@ -85,6 +89,8 @@ class Platform:
             ledger=self.ledger,
             default_max_tokens=s.chat_default_max_tokens,
             attachment_tokens=s.image_token_estimate,
+            call_timeout=s.upstream_total_timeout,
+            stream_timeout=s.upstream_stream_total_timeout,
         )
         self.storage = make_storage(s)
         self.fetcher = GuardedFetcher(
@@ -126,9 +132,7 @@ class Platform:
             base_url=self.poller.base_url,
             retry_base_seconds=s.webhook_retry_base_seconds,
         )
-        self.sweeper = HoldSweeper(
-            self.holds, self.ledger, max_age_seconds=s.chat_hold_max_age_seconds
-        )
+        self.sweeper = HoldSweeper(self.holds, self.ledger, max_age_seconds=s.chat_hold_max_age)
         self._workers = False
 
     async def start(self, *, migrate: bool = True, workers: bool = False) -> None:
