@@ -16,46 +16,59 @@ from typing import Any
 from llmage.domain.errors import InvalidParameter, InvalidRequest, MissingParameter
 from llmage.domain.params import check_json_types
 
-# The request fields of OpenAI's chat completions API. `service_tier` is left out on purpose: it
-# picks a dearer upstream price than the one our catalog charges.
-OPENAI_CHAT_FIELDS = frozenset(
-    {
-        "model",
-        "messages",
-        "audio",
-        "frequency_penalty",
-        "function_call",
-        "functions",
-        "logit_bias",
-        "logprobs",
-        "max_completion_tokens",
-        "max_tokens",
-        "metadata",
-        "modalities",
-        "n",
-        "parallel_tool_calls",
-        "prediction",
-        "presence_penalty",
-        "prompt_cache_key",
-        "prompt_cache_retention",
-        "reasoning_effort",
-        "response_format",
-        "safety_identifier",
-        "seed",
-        "stop",
-        "store",
-        "stream",
-        "stream_options",
-        "temperature",
-        "tool_choice",
-        "tools",
-        "top_logprobs",
-        "top_p",
-        "user",
-        "verbosity",
-        "web_search_options",
-    }
-)
+_S, _N, _I, _B, _O, _A = "string", "number", "integer", "boolean", "object", "array"
+
+# The request fields of OpenAI's chat completions API, with their JSON types: the only fields an
+# upstream sees (plus allowed extras), and each is typed at the edge (`parse_chat_body`).
+# `service_tier` is left out on purpose: it picks a dearer upstream price than the one our
+# catalog charges.
+OPENAI_CHAT_FIELD_TYPES: dict[str, tuple[str, ...]] = {
+    "model": (_S,),
+    "messages": (_A,),
+    "audio": (_O,),
+    "frequency_penalty": (_N,),
+    "function_call": (_S, _O),
+    "functions": (_A,),
+    "logit_bias": (_O,),
+    "logprobs": (_B,),
+    "max_completion_tokens": (_I,),
+    "max_tokens": (_I,),
+    "metadata": (_O,),
+    "modalities": (_A,),
+    "n": (_I,),
+    "parallel_tool_calls": (_B,),
+    "prediction": (_O,),
+    "presence_penalty": (_N,),
+    "prompt_cache_key": (_S,),
+    "prompt_cache_retention": (_S,),
+    "reasoning_effort": (_S,),
+    "response_format": (_O,),
+    "safety_identifier": (_S,),
+    "seed": (_I,),
+    "stop": (_S, _A),
+    "store": (_B,),
+    "stream": (_B,),
+    "stream_options": (_O,),
+    "temperature": (_N,),
+    "tool_choice": (_S, _O),
+    "tools": (_A,),
+    "top_logprobs": (_I,),
+    "top_p": (_N,),
+    "user": (_S,),
+    "verbosity": (_S,),
+    "web_search_options": (_O,),
+}
+OPENAI_CHAT_FIELDS = frozenset(OPENAI_CHAT_FIELD_TYPES)
+# Vendor switches some providers allow as extras (providers/openai_compat.py): typed whenever
+# given, whichever channel the call ends up on.
+VENDOR_CHAT_FIELD_TYPES: dict[str, tuple[str, ...]] = {
+    "enable_thinking": (_B,),
+    "thinking_budget": (_I,),
+    "thinking": (_O,),
+    "top_k": (_I,),
+    "repetition_penalty": (_N,),
+    "min_p": (_N,),
+}
 
 
 def forwardable(
@@ -121,49 +134,6 @@ def _int(value: object) -> int:
 
 _MAX_COUNT = 10_000_000
 
-_S, _N, _I, _B, _O, _A = "string", "number", "integer", "boolean", "object", "array"
-# The documented fields of an OpenAI chat body (and the common vendor switches) with their JSON
-# types: a value of another type is a 400 naming the field here, not an upstream's surprise.
-# Fields not listed are not typed here.
-CHAT_FIELD_TYPES: dict[str, tuple[str, ...]] = {
-    "model": (_S,),
-    "messages": (_A,),
-    "audio": (_O,),
-    "frequency_penalty": (_N,),
-    "function_call": (_S, _O),
-    "functions": (_A,),
-    "logit_bias": (_O,),
-    "logprobs": (_B,),
-    "max_completion_tokens": (_I,),
-    "max_tokens": (_I,),
-    "metadata": (_O,),
-    "modalities": (_A,),
-    "n": (_I,),
-    "parallel_tool_calls": (_B,),
-    "prediction": (_O,),
-    "presence_penalty": (_N,),
-    "prompt_cache_key": (_S,),
-    "reasoning_effort": (_S,),
-    "response_format": (_O,),
-    "safety_identifier": (_S,),
-    "seed": (_I,),
-    "service_tier": (_S,),
-    "stop": (_S, _A),
-    "store": (_B,),
-    "stream": (_B,),
-    "stream_options": (_O,),
-    "temperature": (_N,),
-    "tool_choice": (_S, _O),
-    "tools": (_A,),
-    "top_logprobs": (_I,),
-    "top_p": (_N,),
-    "user": (_S,),
-    "verbosity": (_S,),
-    "web_search_options": (_O,),
-    "enable_thinking": (_B,),
-    "thinking": (_O,),
-}
-
 
 def _positive_int(body: Mapping[str, Any], name: str) -> int | None:
     value = body.get(name)
@@ -216,7 +186,9 @@ def parse_chat_body(body: Any) -> ChatRequest:
     n = _positive_int(body, "n") or 1
     if n > 16:
         raise InvalidParameter("'n' must be at most 16", param="n", allowed=(1, 16))
-    check_json_types(body, CHAT_FIELD_TYPES)  # the rest, after the checks with their own words
+    # The rest, after the checks above with their own words.
+    check_json_types(body, OPENAI_CHAT_FIELD_TYPES)
+    check_json_types(body, VENDOR_CHAT_FIELD_TYPES)
     return ChatRequest(model, body, stream, include_usage, max_tokens, n)
 
 
