@@ -125,6 +125,7 @@ class HotPath:
     def __init__(self, app: FastAPI, routes: list[_LeanRoute]) -> None:
         self.app = app
         self._routes = routes
+        self._rest = NoSniff(app)  # outside FastAPI's own error layer: its 500s get it too
         self._metered = MetricsMiddleware(BugBarrier(self._dispatch))
 
     def __getattr__(self, name: str) -> Any:
@@ -140,11 +141,35 @@ class HotPath:
                     scope["app"] = self.app
                     await self._metered(scope, receive, send)
                     return
-        await self.app(scope, receive, send)
+        await self._rest(scope, receive, send)
 
     @staticmethod
     async def _dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         await scope["route"].handle(scope, receive, send)
+
+
+class NoSniff:
+    """Pure ASGI: every answer says `X-Content-Type-Options: nosniff` (unless it set it itself),
+    so no browser reads an error body or a download as anything but its declared type. Media
+    responses set it themselves; this covers the ones the framework makes (405, 500, ...)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                if not any(name.lower() == b"x-content-type-options" for name, _ in headers):
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
 
 
 class MetricsMiddleware:

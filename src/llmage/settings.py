@@ -119,10 +119,10 @@ class Settings(BaseSettings):
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
     s3_region: str = "us-east-1"
-    # Signed media URLs
-    media_url_ttl: int = Field(86400, description="Seconds a signed /media/ link stays valid")
+    # Sealed media URLs
+    media_url_ttl: int = Field(86400, description="Seconds a /media/ link stays valid")
     media_secret: str | None = Field(
-        None, description="Signs media URLs; derived from the secret key when unset"
+        None, description="Seals media URLs (encrypts them); derived from the secret key if unset"
     )
     # Guarded fetcher for user-supplied URLs (images, videos, webhooks)
     fetch_allow_hosts: list[str] = Field(

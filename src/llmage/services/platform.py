@@ -9,9 +9,10 @@ from __future__ import annotations
 from llmage.auth.crypto import CredentialBox
 from llmage.auth.keys import KeyCache
 from llmage.billing.ledger import Ledger
+from llmage.billing.reconcile import Violation, reconcile
 from llmage.catalog import load_catalog, load_catalog_file
 from llmage.db.engine import Database
-from llmage.db.migrate import upgrade_async
+from llmage.db.migrate import upgrade, upgrade_async
 from llmage.db.repos.accounts import AccountRepo
 from llmage.db.repos.channels import ChannelRepo
 from llmage.db.repos.holds import HoldRepo
@@ -26,6 +27,7 @@ from llmage.providers.sim_media import SimMediaProvider
 from llmage.providers.transport import Transport
 from llmage.services.chat import ChatService
 from llmage.services.media import MediaService
+from llmage.services.media_links import MediaLinks
 from llmage.services.poller import TaskPoller
 from llmage.services.routing import ChannelDirectory
 from llmage.services.sweeper import HoldSweeper
@@ -34,6 +36,11 @@ from llmage.services.webhooks import WebhookSender
 from llmage.settings import Settings
 from llmage.storage.factory import make_storage
 from llmage.storage.video_tools import SimRenderer
+
+
+def upgrade_schema(settings: Settings) -> None:
+    """Bring the database schema to the newest version, in place (`llmage migrate`)."""
+    upgrade(settings.effective_database_url)
 
 
 class Platform:
@@ -92,7 +99,10 @@ class Platform:
             allow_hosts=frozenset(s.fetch_allow_hosts),
         )
         self.media = MediaService(
-            self.storage, self.fetcher, self.media_secret, s.media_url_ttl, s.max_input_file_bytes
+            self.storage,
+            self.fetcher,
+            MediaLinks(self.storage, self.media_secret, s.media_url_ttl),
+            s.max_input_file_bytes,
         )
         self.poller = TaskPoller(
             settings=s,
@@ -134,6 +144,10 @@ class Platform:
             await self.webhooks.start()
             await self.sweeper.start()
             self._workers = True
+
+    async def reconcile(self) -> list[Violation]:
+        """Every money invariant over the whole ledger; the rules broken, with sample rows."""
+        return await reconcile(self.db.engine)
 
     async def close(self) -> None:
         if self._workers:

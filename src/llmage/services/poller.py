@@ -141,14 +141,11 @@ class TaskPoller:
         return None
 
     def _job(self, row: TaskRow, channel: Channel) -> TaskSubmission:
-        entry = self._catalog.by_llmid(row.llmid)
-        specs = entry.params if entry else ()
-        plain, media = self._media.inputs(specs, row.params, self.base_url)
         return TaskSubmission(
             kind=row.kind,
             model=channel.upstream_model(row.model),
-            params=plain,
-            media=media,
+            params=row.params,
+            media=self._media.inputs(row.inputs, self.base_url),
             llmid=row.llmid,
         )
 
