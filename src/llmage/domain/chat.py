@@ -1,17 +1,76 @@
 """The canonical chat request and usage, and the pure parsing every dialect shares.
 
-The canonical body *is* an OpenAI chat body: every upstream we relay to speaks it, and keeping the
-client's dict (unknown fields included) is what lets vendor extensions pass through unchanged.
+The canonical body *is* an OpenAI chat body: every upstream we relay to speaks it. The client's
+dict is kept as sent, but only its documented OpenAI fields, plus the extras a provider (or an
+admin, per channel) allows, ever reach an upstream (`forwardable`): a client cannot hand the
+upstream a key, a base URL or headers of its choosing.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from llmage.domain.errors import InvalidParameter, InvalidRequest, MissingParameter
+from llmage.domain.params import check_json_types
+
+# The request fields of OpenAI's chat completions API. `service_tier` is left out on purpose: it
+# picks a dearer upstream price than the one our catalog charges.
+OPENAI_CHAT_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "audio",
+        "frequency_penalty",
+        "function_call",
+        "functions",
+        "logit_bias",
+        "logprobs",
+        "max_completion_tokens",
+        "max_tokens",
+        "metadata",
+        "modalities",
+        "n",
+        "parallel_tool_calls",
+        "prediction",
+        "presence_penalty",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "reasoning_effort",
+        "response_format",
+        "safety_identifier",
+        "seed",
+        "stop",
+        "store",
+        "stream",
+        "stream_options",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_logprobs",
+        "top_p",
+        "user",
+        "verbosity",
+        "web_search_options",
+    }
+)
+
+
+def forwardable(
+    body: Mapping[str, Any], extras: Collection[str] = ()
+) -> tuple[dict[str, Any], list[str]]:
+    """(the fields an upstream may see, the names of those it may not). Everything else, such
+    as `api_key`, `api_base`, `base_url`, `extra_headers` or `extra_body`, stays here."""
+    out: dict[str, Any] = {}
+    dropped: list[str] = []
+    for name, value in body.items():
+        if name in OPENAI_CHAT_FIELDS or name in extras:
+            out[name] = value
+        else:
+            dropped.append(name)
+    return out, dropped
 
 
 @dataclass(slots=True)
@@ -62,6 +121,49 @@ def _int(value: object) -> int:
 
 _MAX_COUNT = 10_000_000
 
+_S, _N, _I, _B, _O, _A = "string", "number", "integer", "boolean", "object", "array"
+# The documented fields of an OpenAI chat body (and the common vendor switches) with their JSON
+# types: a value of another type is a 400 naming the field here, not an upstream's surprise.
+# Fields not listed are not typed here.
+CHAT_FIELD_TYPES: dict[str, tuple[str, ...]] = {
+    "model": (_S,),
+    "messages": (_A,),
+    "audio": (_O,),
+    "frequency_penalty": (_N,),
+    "function_call": (_S, _O),
+    "functions": (_A,),
+    "logit_bias": (_O,),
+    "logprobs": (_B,),
+    "max_completion_tokens": (_I,),
+    "max_tokens": (_I,),
+    "metadata": (_O,),
+    "modalities": (_A,),
+    "n": (_I,),
+    "parallel_tool_calls": (_B,),
+    "prediction": (_O,),
+    "presence_penalty": (_N,),
+    "prompt_cache_key": (_S,),
+    "reasoning_effort": (_S,),
+    "response_format": (_O,),
+    "safety_identifier": (_S,),
+    "seed": (_I,),
+    "service_tier": (_S,),
+    "stop": (_S, _A),
+    "store": (_B,),
+    "stream": (_B,),
+    "stream_options": (_O,),
+    "temperature": (_N,),
+    "tool_choice": (_S, _O),
+    "tools": (_A,),
+    "top_logprobs": (_I,),
+    "top_p": (_N,),
+    "user": (_S,),
+    "verbosity": (_S,),
+    "web_search_options": (_O,),
+    "enable_thinking": (_B,),
+    "thinking": (_O,),
+}
+
 
 def _positive_int(body: Mapping[str, Any], name: str) -> int | None:
     value = body.get(name)
@@ -96,6 +198,11 @@ def parse_chat_body(body: Any) -> ChatRequest:
             raise InvalidParameter(
                 f"'messages[{i}]' must be an object with a string 'role'", param=f"messages[{i}]"
             )
+        if not isinstance(msg.get("content"), str | list | None):
+            raise InvalidParameter(
+                f"'messages[{i}].content' must be a string or an array of content parts",
+                param=f"messages[{i}].content",
+            )
     stream = body.get("stream", False)
     if stream is None:
         stream = False
@@ -109,6 +216,7 @@ def parse_chat_body(body: Any) -> ChatRequest:
     n = _positive_int(body, "n") or 1
     if n > 16:
         raise InvalidParameter("'n' must be at most 16", param="n", allowed=(1, 16))
+    check_json_types(body, CHAT_FIELD_TYPES)  # the rest, after the checks with their own words
     return ChatRequest(model, body, stream, include_usage, max_tokens, n)
 
 

@@ -23,6 +23,9 @@ from llmage.services.media_links import MediaLinks
 from llmage.storage.contract import Storage
 from llmage.storage.video_tools import first_frame_jpeg
 
+# The edges serve media through this service only (they import neither storage nor db).
+__all__ = ["MediaService", "request_fingerprint"]
+
 _FAMILY = {
     "image": "image/",
     "images": "image/",

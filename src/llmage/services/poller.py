@@ -326,10 +326,12 @@ class TaskPoller:
 
     async def _fail(self, row: TaskRow, code: str, message: str) -> None:
         now = now_ms()
+        # Provider text is kept (and shown, and sent to webhooks) only without our secrets.
+        redact = await self._directory.redactor()
         fields = {
             "status": TaskStatus.FAILED.value,
-            "error_code": code[:64],
-            "error_message": message,
+            "error_code": redact(code, 64),
+            "error_message": redact(message),
             "charged": 0,
             "updated_at": now,
             "finished_at": now,

@@ -25,7 +25,7 @@ from llmage.dialects.openai.image_translate import (
     response_format,
 )
 from llmage.dialects.openai.videos import base_url, detail_of, owned_task, wants_detail
-from llmage.dialects.submission import file_slots, read_submission
+from llmage.dialects.submission import file_slots, idempotency_key, read_submission
 from llmage.domain.errors import UpstreamError, UpstreamKind
 from llmage.domain.stored_files import slot_files
 from llmage.domain.tasks import TaskRow, TaskStatus
@@ -75,7 +75,7 @@ async def create_image(
     slots = file_slots(p.catalog)
     draft = image_draft(fields, p.catalog, slots, edit=edit, platform=platform)
     row = await p.tasks.submit(
-        auth, draft, dialect="openai", idempotency_key=request.headers.get("idempotency-key")
+        auth, draft, dialect="openai", idempotency_key=idempotency_key(request)
     )
     if run_async:
         return JSONBytes(image_task(row, None))

@@ -22,8 +22,14 @@ from llmage.dialects.openai.video_translate import (
     video_object,
     video_page,
 )
-from llmage.dialects.submission import bool_param, file_slots, read_submission
-from llmage.domain.errors import InvalidParameter, InvalidRequest, MissingParameter, NotFound
+from llmage.dialects.submission import (
+    bool_param,
+    file_slots,
+    idempotency_key,
+    read_submission,
+)
+from llmage.domain.errors import InvalidParameter, InvalidRequest, NotFound
+from llmage.domain.params import ParamSpec, read_fields
 from llmage.domain.principal import KeyAuth
 from llmage.domain.stored_files import StoredFile
 from llmage.domain.tasks import TaskRow, TaskStatus
@@ -31,6 +37,7 @@ from llmage.domain.tasks import TaskRow, TaskStatus
 router = APIRouter(prefix="/v1", tags=["OpenAI"])
 
 POLL_AFTER_MS = "1000"
+_REMIX = (ParamSpec("prompt", "string", required=True),)
 VARIANTS = {"video": "video", "thumbnail": "cover"}
 CREATE_DOC: dict[str, Any] = {
     "requestBody": {
@@ -95,7 +102,7 @@ async def create_video(request: Request, platform: str | None = None) -> Respons
     fields = await read_submission(request, p.settings.max_upload_bytes)
     draft = video_draft(fields, p.catalog, file_slots(p.catalog), platform=platform)
     row = await p.tasks.submit(
-        auth, draft, dialect="openai", idempotency_key=request.headers.get("idempotency-key")
+        auth, draft, dialect="openai", idempotency_key=idempotency_key(request)
     )
     return JSONBytes(video_object(row), headers=_headers(row))
 
@@ -161,9 +168,7 @@ async def remix_video(request: Request, video_id: str, platform: str | None = No
     auth, original = await owned_task(request, video_id, "video")
     p = platform_of(request)
     fields = await read_submission(request, p.settings.max_upload_bytes)
-    prompt = fields.get("prompt")
-    if not prompt or not isinstance(prompt, str):
-        raise MissingParameter("prompt")
+    prompt = read_fields(_REMIX, fields)["prompt"]
     if original.status is not TaskStatus.SUCCEEDED:
         raise InvalidRequest(
             f"Video '{video_id}' cannot be remixed until it has completed", param="video_id"
@@ -189,7 +194,7 @@ async def remix_video(request: Request, video_id: str, platform: str | None = No
     draft.remix_of = original.id
     draft.platform = platform or original.platform
     row = await p.tasks.submit(
-        auth, draft, dialect="openai", idempotency_key=request.headers.get("idempotency-key")
+        auth, draft, dialect="openai", idempotency_key=idempotency_key(request)
     )
     return JSONBytes(video_object(row), headers=_headers(row))
 
