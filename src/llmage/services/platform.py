@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from llmage.auth.crypto import CredentialBox
 from llmage.auth.keys import KeyCache
+from llmage.billing.alipay_client import AlipayClient
 from llmage.billing.ledger import Ledger
 from llmage.catalog import load_catalog, load_catalog_file
 from llmage.db.engine import Database
 from llmage.db.migrate import upgrade_async
 from llmage.db.repos.accounts import AccountRepo
 from llmage.db.repos.channels import ChannelRepo
+from llmage.db.repos.credits import AdjustmentRepo
+from llmage.db.repos.finance import FinanceRepo
+from llmage.db.repos.redeem import RedeemRepo
 from llmage.db.repos.tasks import TaskRepo
+from llmage.db.repos.topups import TopupRepo
 from llmage.db.repos.usage import UsageRepo
 from llmage.db.repos.webhooks import WebhookRepo
 from llmage.domain.catalog import Catalog
@@ -23,12 +28,16 @@ from llmage.providers.registry import ProviderRegistry
 from llmage.providers.sim import SimProvider
 from llmage.providers.sim_media import SimMediaProvider
 from llmage.providers.transport import Transport
+from llmage.services.adjustments import AdjustmentService
 from llmage.services.chat import ChatService
+from llmage.services.finance import FinanceService
 from llmage.services.media import MediaService
 from llmage.services.poller import TaskPoller
+from llmage.services.redeem import RedeemService
 from llmage.services.routing import ChannelDirectory
 from llmage.services.sweeper import HoldSweeper
 from llmage.services.tasks import TaskService
+from llmage.services.topups import PendingTopupJob, TopupService, alipay_config
 from llmage.services.webhooks import WebhookSender
 from llmage.settings import Settings
 from llmage.storage.factory import make_storage
@@ -117,6 +126,24 @@ class Platform:
         self.sweeper = HoldSweeper(
             self.db.engine, self.ledger, max_age_seconds=s.chat_hold_max_age_seconds
         )
+        # Money outside holds: top-up, redeem codes, manual adjustments, finance views
+        alipay_cfg = alipay_config(s, self.poller.base_url)
+        self.alipay = AlipayClient(alipay_cfg) if alipay_cfg else None
+        self.topups = TopupService(
+            TopupRepo(self.db.engine, self.db.money),
+            self.alipay,
+            subject=s.alipay_subject,
+            order_ttl_seconds=s.alipay_order_ttl_seconds,
+            check_interval_seconds=s.alipay_check_interval_seconds,
+            min_amount=s.topup_min_amount,
+            max_amount=s.topup_max_amount,
+        )
+        self.topup_job = PendingTopupJob(self.topups, s.alipay_check_interval_seconds)
+        self.redeem = RedeemService(RedeemRepo(self.db.engine, self.db.money))
+        self.adjustments = AdjustmentService(
+            AdjustmentRepo(self.db.engine, self.db.money), self.accounts
+        )
+        self.finance = FinanceService(FinanceRepo(self.db.engine), self.accounts, s.timezone)
         self._workers = False
 
     async def start(self, *, migrate: bool = True, workers: bool = False) -> None:
@@ -127,13 +154,18 @@ class Platform:
             await self.poller.start()
             await self.webhooks.start()
             await self.sweeper.start()
+            if self.alipay is not None:
+                await self.topup_job.start()
             self._workers = True
 
     async def close(self) -> None:
         if self._workers:
+            await self.topup_job.stop()
             await self.sweeper.stop()
             await self.webhooks.stop()
             await self.poller.stop()
         await self.transport.close()
+        if self.alipay is not None:
+            await self.alipay.close()
         await self.storage.close()
         await self.db.close()
