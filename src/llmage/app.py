@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from llmage.console import errors as console_errors
 from llmage.dialects.http import JSONBytes
 from llmage.dialects.media.routes import router as media_router
 from llmage.dialects.native import errors as native_errors
@@ -44,6 +45,8 @@ def _dialect_error(path: str, exc: LlmageError) -> Response:
     """The one place that picks the error envelope: by the dialect the path belongs to."""
     if path.startswith("/llmage/"):
         return native_errors.error_response(exc)
+    if path.startswith("/api/"):
+        return console_errors.error_response(exc)
     if path.startswith("/v1/video/generations"):
         return newapi_errors.error_response(exc)
     return openai_errors.error_response(exc)

@@ -128,6 +128,28 @@ class Settings(BaseSettings):
     topup_min_amount: str = "1"  # currency units
     topup_max_amount: str = "50000"
 
+    # Console: sessions, CSRF, SMS
+    session_ttl_seconds: int = Field(
+        7 * 86400, description="A console login lasts this long (absolute; logout ends it)"
+    )
+    cookie_secure: bool | None = Field(
+        None,
+        description="Mark console cookies Secure; default: when the request came over https",
+    )
+    console_origins: list[str] = Field(
+        default_factory=list,
+        description="Extra origins (scheme://host[:port]) allowed to send unsafe console "
+        "requests, besides the server's own and LLMAGE_PUBLIC_BASE_URL's",
+    )
+    sms_backend: str = Field("log", description="log (codes in the server log) or aliyun")
+    sms_code_ttl_seconds: int = 300
+    sms_code_attempts: int = 5  # wrong guesses that burn a code
+    sms_aliyun_endpoint: str = "https://dysmsapi.aliyuncs.com"
+    sms_aliyun_access_key_id: str | None = None
+    sms_aliyun_access_key_secret: SecretStr | None = None
+    sms_aliyun_sign_name: str | None = None
+    sms_aliyun_template_code: str | None = None
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -18,6 +18,7 @@ from llmage.db.repos.channels import ChannelRepo
 from llmage.db.repos.credits import AdjustmentRepo
 from llmage.db.repos.finance import FinanceRepo
 from llmage.db.repos.redeem import RedeemRepo
+from llmage.db.repos.sessions import SessionRepo
 from llmage.db.repos.tasks import TaskRepo
 from llmage.db.repos.topups import TopupRepo
 from llmage.db.repos.usage import UsageRepo
@@ -35,6 +36,7 @@ from llmage.services.media import MediaService
 from llmage.services.poller import TaskPoller
 from llmage.services.redeem import RedeemService
 from llmage.services.routing import ChannelDirectory
+from llmage.services.sessions import SessionService
 from llmage.services.sweeper import HoldSweeper
 from llmage.services.tasks import TaskService
 from llmage.services.topups import PendingTopupJob, TopupService, alipay_config
@@ -63,6 +65,12 @@ class Platform:
         self.task_repo = TaskRepo(self.db.engine, not self.db.is_sqlite)
         self.ledger = Ledger(self.db.money)
         self.keys = KeyCache(self.accounts, s.key_cache_ttl)
+        self.sessions = SessionService(
+            SessionRepo(self.db.engine),
+            self.accounts,
+            csrf_secret=self.box.derive("csrf"),
+            ttl_seconds=s.session_ttl_seconds,
+        )
         self.directory = ChannelDirectory(self.channels, self.box, s.channel_cache_ttl)
         self.transport = Transport(
             pool_size=s.upstream_pool_size,

@@ -21,6 +21,8 @@ class UserRow:
     disabled: bool
     created_at: int
     password_hash: str
+    phone: str | None = None
+    webhook_salt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,8 @@ def _user_row(r: object) -> UserRow:
         disabled=bool(m["disabled"]),
         created_at=m["created_at"],
         password_hash=m["password_hash"],
+        phone=m["phone"],
+        webhook_salt=m["webhook_salt"],
     )
 
 
