@@ -20,6 +20,9 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmage.console import errors as console_errors
+from llmage.console.admin_money import router as console_admin_money_router
+from llmage.console.finance import router as console_finance_router
+from llmage.console.payments import router as console_payments_router
 from llmage.dialects.http import JSONBytes
 from llmage.dialects.media.routes import router as media_router
 from llmage.dialects.native import errors as native_errors
@@ -217,6 +220,9 @@ def create_app(settings: Settings | None = None) -> HotPath:
         openai_videos_router,
         openai_images_router,
         newapi_router,
+        console_payments_router,
+        console_finance_router,
+        console_admin_money_router,
         # Last: the `/{platform}` prefix matches broadly.
         platform_router,
         platform_media_router,

@@ -210,7 +210,7 @@ class FakeAlipay:
         return trade
 
     def notify_params(
-        self, out_trade_no: str, *, sign_key: rsa.RSAPrivateKey | None = None, **overrides: str
+        self, out_trade_no: str, /, *, sign_key: rsa.RSAPrivateKey | None = None, **overrides: str
     ) -> dict[str, str]:
         """A notify as Alipay sends it, signed after `overrides` are applied (so a tampered
         field is validly signed by `sign_key`, by default Alipay's own key)."""
@@ -242,6 +242,28 @@ class FakeAlipay:
             "seller_id": self.seller_id,
         }
         params.update(overrides)
+        content = "&".join(f"{k}={params[k]}" for k in sorted(params))
+        params["sign"] = _sign(sign_key or self.alipay_key, content)
+        params["sign_type"] = "RSA2"
+        return params
+
+    def return_params(
+        self, out_trade_no: str, *, sign_key: rsa.RSAPrivateKey | None = None
+    ) -> dict[str, str]:
+        """The query string Alipay sends the payer back with (signed like a notify)."""
+        trade = self.trades[out_trade_no]
+        params = {
+            "charset": "utf-8",
+            "out_trade_no": out_trade_no,
+            "method": "alipay.trade.page.pay.return",
+            "total_amount": trade.total_amount,
+            "trade_no": trade.trade_no,
+            "auth_app_id": self.app_id,
+            "version": "1.0",
+            "app_id": self.app_id,
+            "seller_id": self.seller_id,
+            "timestamp": "2025-01-01 12:00:07",
+        }
         content = "&".join(f"{k}={params[k]}" for k in sorted(params))
         params["sign"] = _sign(sign_key or self.alipay_key, content)
         params["sign_type"] = "RSA2"

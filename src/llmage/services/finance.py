@@ -22,9 +22,9 @@ from llmage.db.repos.finance import (
     EntryRow,
     FinanceRepo,
     OpenHold,
-    UsageFilter,
     UsageRow,
 )
+from llmage.db.repos.finance import UsageFilter as UsageFilter  # re-exported for the console
 from llmage.domain.errors import InvalidParameter
 
 T = TypeVar("T")

@@ -71,7 +71,8 @@ class RedeemService:
         admin_id: int,
         count: int,
         amount: int,
-        expires_at: int | None,
+        expires_at: int | None = None,
+        expires_in_days: float | None = None,
         note: str = "",
     ) -> NewBatch:
         if not 1 <= count <= MAX_BATCH:
@@ -82,6 +83,16 @@ class RedeemService:
                 param="amount",
             )
         now = self._clock()
+        if expires_in_days is not None:
+            if expires_at is not None:
+                raise InvalidParameter(
+                    "give expires_at or expires_in_days, not both", param="expires_in_days"
+                )
+            if not 0 < expires_in_days <= 3650:
+                raise InvalidParameter(
+                    "expires_in_days must be above 0 and at most 3650", param="expires_in_days"
+                )
+            expires_at = now + int(expires_in_days * 86_400_000)
         if expires_at is not None and expires_at <= now:
             raise InvalidParameter("expires_at must be in the future", param="expires_at")
         if len(note) > 200:

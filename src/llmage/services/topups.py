@@ -20,7 +20,8 @@ from llmage.billing import alipay
 from llmage.billing.alipay import AlipayConfig
 from llmage.billing.alipay_client import AlipayClient, AlipayRefused, AlipayUnavailable, TradeState
 from llmage.db.money_store import now_ms
-from llmage.db.repos.topups import TopupOrder, TopupRepo
+from llmage.db.repos.topups import TopupOrder as TopupOrder  # re-exported for the console
+from llmage.db.repos.topups import TopupRepo
 from llmage.domain.errors import InvalidParameter, LlmageError, NotFound
 from llmage.domain.money import parse_amount
 from llmage.services.background import BackgroundLoop
@@ -257,10 +258,10 @@ class TopupService:
                 order.amount,
             )
 
-    async def check(self, order: TopupOrder) -> str:
+    async def check(self, order: TopupOrder, now: int | None = None) -> str:
         """Ask Alipay about one pending order and act on the answer; returns what happened."""
         client = self._alipay()
-        now = self._clock()
+        now = self._clock() if now is None else now
         try:
             state = await client.query(order.out_trade_no, now_ms=now)
         except (AlipayUnavailable, AlipayRefused) as exc:
@@ -314,14 +315,15 @@ class TopupService:
             and params.get("app_id") == cfg.app_id
         )
 
-    async def run_due(self, limit: int = 100) -> int:
+    async def run_due(self, now: int | None = None, limit: int = 100) -> int:
         """Query every pending order whose check is due (a few at a time); returns how many."""
-        orders = await self._repo.due(self._clock(), limit)
+        now = self._clock() if now is None else now
+        orders = await self._repo.due(now, limit)
         slots = asyncio.Semaphore(4)
 
         async def one(order: TopupOrder) -> None:
             async with slots:
-                await self.check(order)
+                await self.check(order, now)
 
         await asyncio.gather(*(one(o) for o in orders))
         return len(orders)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from llmage.db.money_store import DuplicateRef, MoneyStore, Stmt, now_ms
-from llmage.domain.errors import InsufficientBalance, NotFound
+from llmage.domain.errors import Conflict, NotFound
 
 _INSERT_ENTRY = (
     "INSERT INTO ledger_entries (user_id, kind, delta_balance, delta_held, ref, hold_id, memo,"
@@ -29,9 +29,14 @@ class NoSuchAccount(NotFound):
         super().__init__("no such user", param="user_id")
 
 
-class DebitExceedsAvailable(InsufficientBalance):
+class DebitExceedsAvailable(Conflict):
+    code = "insufficient_balance"
+
     def __init__(self) -> None:
-        super().__init__("the debit is larger than the user's available balance")
+        super().__init__(
+            "the debit is larger than the user's available balance (balance minus holds)",
+            param="amount",
+        )
 
 
 def entry_stmts(

@@ -47,6 +47,7 @@ class CodeListing:
     code: RedeemCode
     note: str
     redeemed_by_name: str | None
+    status: str  # unused | redeemed | expired, at the time of listing
 
 
 class CodeTaken(Exception):
@@ -71,6 +72,14 @@ def _code(r: object) -> RedeemCode:
         redeemed_at=m["redeemed_at"],
         created_at=m["created_at"],
     )
+
+
+def _status(code: RedeemCode, now: int) -> str:
+    if code.redeemed_at is not None:
+        return "redeemed"
+    if code.expires_at is not None and code.expires_at <= now:
+        return "expired"
+    return "unused"
 
 
 class RedeemRepo:
@@ -171,7 +180,7 @@ class RedeemRepo:
             q = q.where(redeem_codes.c.redeemed_at.is_(None), ~live)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(q)).all()
-        return [CodeListing(_code(r), r.note, r.username) for r in rows]
+        return [CodeListing(_code(r), r.note, r.username, _status(_code(r), now)) for r in rows]
 
     async def list_batches(self, *, offset: int, limit: int) -> list[RedeemBatch]:
         redeemed = (
