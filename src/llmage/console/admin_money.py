@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from llmage.console.amounts import AmountIn, amount_in, amount_out
-from llmage.console.payments import TopupOut, topup_out
+from llmage.console.payments import OrderBase, order_fields
 from llmage.console.session import AdminUser, console_platform
 from llmage.services.finance import page_window
 from llmage.services.platform import Platform
@@ -98,7 +98,7 @@ class BatchPage(BaseModel):
     has_more: bool
 
 
-class OrderOut(TopupOut):
+class OrderOut(OrderBase):
     user_id: int
     username: str
 
@@ -278,10 +278,8 @@ async def list_orders(
     offset, size = page_window(page, page_size)
     rows = await p.topups.page(user_id=user_id, status=status, offset=offset, limit=size + 1)
     items = [
-        OrderOut(
-            **topup_out(p, order).model_dump(exclude={"pay_url", "qr_code", "qr_svg"}),
-            user_id=order.user_id,
-            username=username,
+        OrderOut.model_validate(
+            {**order_fields(order), "user_id": order.user_id, "username": username}
         )
         for order, username in rows[:size]
     ]

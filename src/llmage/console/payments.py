@@ -39,7 +39,7 @@ class TopupIn(BaseModel):
     )
 
 
-class TopupOut(BaseModel):
+class OrderBase(BaseModel):
     out_trade_no: str
     amount: str
     amount_micros: int
@@ -50,6 +50,9 @@ class TopupOut(BaseModel):
     paid_at: int | None
     closed_at: int | None
     trade_no: str | None = Field(description="Alipay's trade number, once paid")
+
+
+class TopupOut(OrderBase):
     pay_url: str | None = Field(
         None, description="alipay_page, while pending: a freshly signed Alipay cashier URL"
     )
@@ -84,22 +87,31 @@ def qr_svg(content: str, *, inline: bool) -> str:
     return out.getvalue().decode()
 
 
+def order_fields(order: TopupOrder) -> dict[str, object]:
+    return {
+        "out_trade_no": order.out_trade_no,
+        "amount": amount_out(order.amount),
+        "amount_micros": order.amount,
+        "method": order.method,
+        "status": order.status,
+        "created_at": order.created_at,
+        "expires_at": order.expires_at,
+        "paid_at": order.paid_at,
+        "closed_at": order.closed_at,
+        "trade_no": order.trade_no,
+    }
+
+
 def topup_out(p: Platform, order: TopupOrder, *, pay_url: str | None = None) -> TopupOut:
     pending = order.status == "pending"
-    return TopupOut(
-        out_trade_no=order.out_trade_no,
-        amount=amount_out(order.amount),
-        amount_micros=order.amount,
-        method=order.method,
-        status=order.status,
-        created_at=order.created_at,
-        expires_at=order.expires_at,
-        paid_at=order.paid_at,
-        closed_at=order.closed_at,
-        trade_no=order.trade_no,
-        pay_url=pay_url or (p.topups.pay_url(order) if pending and p.topups.enabled else None),
-        qr_code=order.qr_code if pending else None,
-        qr_svg=qr_svg(order.qr_code, inline=True) if pending and order.qr_code else None,
+    return TopupOut.model_validate(
+        {
+            **order_fields(order),
+            "pay_url": pay_url
+            or (p.topups.pay_url(order) if pending and p.topups.enabled else None),
+            "qr_code": order.qr_code if pending else None,
+            "qr_svg": qr_svg(order.qr_code, inline=True) if pending and order.qr_code else None,
+        }
     )
 
 
