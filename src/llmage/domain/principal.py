@@ -1,7 +1,7 @@
-"""Who is calling the console: the principal every console route receives.
+"""Who is calling: the authenticated principals every edge hands to the services.
 
-Shared by services (which build it from a session or an admin's API key) and the console edge
-(which hands it to routes), so it lives here, pure.
+`KeyAuth` is an API key's caller (the dialects); `ConsoleUser` is the console's (a session or an
+admin's API key). Shared by services and edges, so they live here, pure.
 """
 
 from __future__ import annotations
@@ -11,6 +11,18 @@ from typing import Literal
 
 Role = Literal["user", "admin"]
 ROLES: tuple[str, ...] = ("user", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyAuth:
+    """What a request needs to know about its key; cached in memory by the auth layer."""
+
+    key_id: int
+    user_id: int
+    username: str
+    role: str
+    models: frozenset[str] | None
+    expires_at: int | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from llmage.db.money_store import now_ms
 from llmage.db.repos.accounts import AccountRepo
 from llmage.db.repos.finance import (
     DAY_MS,
@@ -25,6 +24,7 @@ from llmage.db.repos.finance import (
     UsageRow,
 )
 from llmage.db.repos.finance import UsageFilter as UsageFilter  # re-exported for the console
+from llmage.domain.clock import now_ms
 from llmage.domain.errors import InvalidParameter
 
 T = TypeVar("T")

@@ -17,6 +17,7 @@ from llmage.db.repos.accounts import AccountRepo
 from llmage.db.repos.channels import ChannelRepo
 from llmage.db.repos.credits import AdjustmentRepo
 from llmage.db.repos.finance import FinanceRepo
+from llmage.db.repos.holds import HoldRepo
 from llmage.db.repos.redeem import RedeemRepo
 from llmage.db.repos.sessions import SessionRepo
 from llmage.db.repos.tasks import TaskRepo
@@ -62,6 +63,7 @@ class Platform:
         self.accounts = AccountRepo(self.db.engine)
         self.channels = ChannelRepo(self.db.engine)
         self.usage = UsageRepo(self.db.engine)
+        self.holds = HoldRepo(self.db.engine)
         self.task_repo = TaskRepo(self.db.engine, not self.db.is_sqlite)
         self.ledger = Ledger(self.db.money)
         self.keys = KeyCache(self.accounts, s.key_cache_ttl)
@@ -132,7 +134,7 @@ class Platform:
             retry_base_seconds=s.webhook_retry_base_seconds,
         )
         self.sweeper = HoldSweeper(
-            self.db.engine, self.ledger, max_age_seconds=s.chat_hold_max_age_seconds
+            self.holds, self.ledger, max_age_seconds=s.chat_hold_max_age_seconds
         )
         # Money outside holds: top-up, redeem codes, manual adjustments, finance views
         alipay_cfg = alipay_config(s, self.poller.base_url)

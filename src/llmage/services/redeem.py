@@ -12,8 +12,8 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from llmage.db.money_store import now_ms
 from llmage.db.repos.redeem import CodeListing, RedeemBatch, RedeemRepo
+from llmage.domain.clock import now_ms
 from llmage.domain.errors import Conflict, InvalidParameter, NotFound
 from llmage.domain.money import MICROS_PER_UNIT
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from llmage.auth.tokens import csrf_matches, csrf_token, new_session_token, session_id
-from llmage.db.repos.accounts import AccountRepo, KeyAuth
+from llmage.db.repos.accounts import AccountRepo
 from llmage.db.repos.sessions import SessionRepo
-from llmage.domain.principal import ConsoleUser
+from llmage.domain.principal import ConsoleUser, KeyAuth
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from llmage.billing import alipay
 from llmage.billing.alipay import AlipayConfig
 from llmage.billing.alipay_client import AlipayClient, AlipayRefused, AlipayUnavailable, TradeState
-from llmage.db.money_store import now_ms
 from llmage.db.repos.topups import TopupOrder as TopupOrder  # re-exported for the console
 from llmage.db.repos.topups import TopupRepo
+from llmage.domain.clock import now_ms
 from llmage.domain.errors import InvalidParameter, LlmageError, NotFound
 from llmage.domain.money import parse_amount
 from llmage.services.background import BackgroundLoop

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from llmage.db.money_store import DuplicateRef, MoneyStore, Stmt, now_ms
+from llmage.db.money import DuplicateRef, MoneyStore, Stmt
+from llmage.domain.clock import now_ms
 from llmage.domain.errors import Conflict, NotFound
 
 _INSERT_ENTRY = (

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from llmage.db.money_store import DuplicateRef, MoneyStore, Stmt
+from llmage.db.money import DuplicateRef, MoneyStore, Stmt
 from llmage.db.repos.credits import entry_stmts
 from llmage.db.tables import redeem_batches, redeem_codes, users
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from llmage.db.money_store import DuplicateRef, MoneyStore, Stmt
+from llmage.db.money import DuplicateRef, MoneyStore, Stmt
 from llmage.db.repos.credits import entry_stmts
 from llmage.db.tables import topup_orders, users
 
