@@ -20,9 +20,7 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmage.console import errors as console_errors
-from llmage.console.admin_money import router as console_admin_money_router
-from llmage.console.finance import router as console_finance_router
-from llmage.console.payments import router as console_payments_router
+from llmage.console.api import ROUTERS as console_routers
 from llmage.dialects.http import JSONBytes
 from llmage.dialects.media.routes import router as media_router
 from llmage.dialects.native import errors as native_errors
@@ -183,6 +181,8 @@ def create_app(settings: Settings | None = None) -> HotPath:
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> Response:
+        if request.url.path.startswith("/api/"):
+            return console_errors.error_response(console_errors.from_validation(list(exc.errors())))
         first = exc.errors()[0] if exc.errors() else {}
         param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
         return _dialect_error(
@@ -219,9 +219,7 @@ def create_app(settings: Settings | None = None) -> HotPath:
         openai_videos_router,
         openai_images_router,
         newapi_router,
-        console_payments_router,
-        console_finance_router,
-        console_admin_money_router,
+        *console_routers,
         # Last: the `/{platform}` prefix matches broadly.
         platform_router,
         platform_media_router,

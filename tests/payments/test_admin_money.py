@@ -32,21 +32,19 @@ async def test_credit_and_debit_record_reason_and_admin(env: PayEnv, admin: User
             json={"amount": "100", "reason": "补偿 <script>"},
         )
         assert r.status_code == 200, r.text
+        hundred = {"amount": "100.000000", "micros": 100_000_000}
         assert r.json() == {
             "applied": True,
             "user_id": u.user_id,
-            "balance": "100.00",
-            "balance_micros": 100_000_000,
-            "held": "0.00",
-            "held_micros": 0,
-            "available": "100.00",
-            "available_micros": 100_000_000,
+            "balance": hundred,
+            "held": {"amount": "0.000000", "micros": 0},
+            "available": hundred,
         }
         r = await c.post(
             f"/api/admin/users/{u.user_id}/debit",
             json={"amount": 30.25, "reason": "refund reversal"},
         )
-        assert r.status_code == 200 and r.json()["balance_micros"] == 69_750_000
+        assert r.status_code == 200 and r.json()["balance"]["micros"] == 69_750_000
     adjust = env.entries(u.user_id, "adjust")
     assert [(d, m, a) for d, _, m, a in adjust] == [
         (100_000_000, "补偿 <script>", admin.user_id),
@@ -99,7 +97,7 @@ async def test_idempotency_key_applies_once(env: PayEnv, admin: User) -> None:
             )
         )
     assert sorted(r.json()["applied"] for r in rs) == [False] * 4 + [True]
-    assert all(r.json()["balance_micros"] == 7_000_000 for r in rs)
+    assert all(r.json()["balance"]["micros"] == 7_000_000 for r in rs)
     assert env.balance(u.user_id) == (7_000_000, 0)
 
 
@@ -125,7 +123,7 @@ async def test_adjust_input_and_unknown_user(env: PayEnv, admin: User) -> None:
             headers={"Authorization": f"Bearer {admin.key}"},
             json={"amount": "2", "reason": "script"},
         )
-        assert r.status_code == 200 and r.json()["balance_micros"] == 2_000_000
+        assert r.status_code == 200 and r.json()["balance"]["micros"] == 2_000_000
     # A cookie session without the CSRF header is refused.
     async with env.client(admin, csrf=False) as c:
         r = await c.post(

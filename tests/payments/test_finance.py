@@ -80,13 +80,10 @@ async def test_ledger_lists_topups_holds_and_charges(env: PayEnv, usage: Usage) 
             kinds.count("topup") == 1 and kinds.count("capture") == 1 and kinds.count("hold") == 2
         )
         topup = next(e for e in got["items"] if e["kind"] == "topup")
-        assert (topup["category"], topup["amount"], topup["amount_micros"]) == (
-            "topup",
-            "100.00",
-            100_000_000,
-        )
+        assert topup["category"] == "topup"
+        assert topup["amount"] == {"amount": "100.000000", "micros": 100_000_000}
         charge = next(e for e in got["items"] if e["kind"] == "capture")
-        assert charge["category"] == "charge" and charge["amount_micros"] == -usage.chat_charge
+        assert charge["category"] == "charge" and charge["amount"]["micros"] == -usage.chat_charge
         ids = [e["id"] for e in got["items"]]
         assert ids == sorted(ids, reverse=True)  # newest first
 
@@ -121,10 +118,10 @@ async def test_usage_merges_requests_and_tasks_with_filters(env: PayEnv, usage: 
         assert [i["id"] for i in items] == [usage.task_id, usage.chat_id]
         task, chat = items
         assert (chat["kind"], chat["status"], chat["model"]) == ("chat", "succeeded", "qwen3-max")
-        assert chat["amount_micros"] == usage.chat_charge and chat["prompt_tokens"] > 0
+        assert chat["amount"]["micros"] == usage.chat_charge and chat["prompt_tokens"] > 0
         assert chat["completion_tokens"] > 0 and chat["finished_at"] >= chat["created_at"]
         assert (task["kind"], task["status"], task["llmid"]) == ("video", "running", SD15_T2V)
-        assert task["amount_micros"] == usage.task_hold and task["prompt_tokens"] is None
+        assert task["amount"]["micros"] == usage.task_hold and task["prompt_tokens"] is None
 
         async def ids(**params: str) -> list[str]:
             r = await c.get("/api/usage", params=params)
@@ -160,7 +157,7 @@ async def test_usage_exports_csv(env: PayEnv, usage: Usage) -> None:
     assert [row["id"] for row in rows] == [usage.task_id, usage.chat_id]
     assert rows[1]["amount_micros"] == str(usage.chat_charge) and rows[1]["status"] == "succeeded"
     assert rows[0]["status"] == "running" and rows[0]["finished_at"] == ""
-    assert rows[1]["created_at"].endswith("+00:00")
+    assert rows[1]["created_at"].endswith("Z")
 
 
 def test_csv_cells_cannot_become_formulas() -> None:
@@ -176,20 +173,21 @@ async def test_summary_has_balance_holds_and_daily_totals(env: PayEnv, usage: Us
         bad = await c.get("/api/finance/summary", params={"days": 0})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "days"
     balance = 100_000_000 - usage.chat_charge
-    assert (s["balance_micros"], s["held_micros"]) == (balance, usage.task_hold)
-    assert s["available_micros"] == balance - usage.task_hold
+    assert (s["balance"]["micros"], s["held"]["micros"]) == (balance, usage.task_hold)
+    assert s["available"]["micros"] == balance - usage.task_hold
+    assert s["currency"] == "CNY"
     assert [h["purpose"] for h in s["open_holds"]] == ["task"]
-    assert s["open_holds"][0]["amount_micros"] == usage.task_hold
+    assert s["open_holds"][0]["amount"]["micros"] == usage.task_hold
     assert s["open_holds"][0]["ref"] == usage.task_id
     assert len(s["days"]) == 7 and s["days"][-1]["date"] == today(env)
     assert s["days"][0]["date"] == today(env, -6)
     last = s["days"][-1]
-    assert (last["spend_micros"], last["topup_micros"], last["adjust_micros"]) == (
+    assert (last["spend"]["micros"], last["topup"]["micros"], last["adjust"]["micros"]) == (
         usage.chat_charge,
         100_000_000,
         0,
     )
-    assert all(d["spend_micros"] == 0 for d in s["days"][:-1])
+    assert all(d["spend"]["micros"] == 0 for d in s["days"][:-1])
 
 
 async def test_finance_is_private(env: PayEnv, usage: Usage) -> None:
@@ -198,7 +196,7 @@ async def test_finance_is_private(env: PayEnv, usage: Usage) -> None:
         assert (await c.get("/api/ledger")).json()["items"] == []
         assert (await c.get("/api/usage")).json()["items"] == []
         s = (await c.get("/api/finance/summary")).json()
-        assert s["open_holds"] == [] and s["balance_micros"] == 0
+        assert s["open_holds"] == [] and s["balance"]["micros"] == 0
     async with env.client() as c:
         for path in ("/api/ledger", "/api/usage", "/api/finance/summary"):
             r = await c.get(path)

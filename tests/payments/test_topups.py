@@ -53,7 +53,7 @@ async def test_qr_topup_end_to_end(env: PayEnv) -> None:
     o = await new_order(env, u, "12.34", "alipay_qr")
     no = o["out_trade_no"]
     assert o["status"] == "pending" and o["method"] == "alipay_qr"
-    assert (o["amount"], o["amount_micros"]) == ("12.34", 12_340_000)
+    assert o["amount"] == {"amount": "12.340000", "micros": 12_340_000}
     assert o["qr_code"].startswith("https://qr.alipay.com/") and o["pay_url"] is None
     assert o["qr_svg"].startswith("<svg")
     # precreate reached the gateway with a signature it verified, naming our notify URL
@@ -182,7 +182,7 @@ async def test_topup_refuses_bad_input_and_strangers(env: PayEnv) -> None:
         assert r.status_code == 400 and r.json()["error"]["param"] == "method"
         assert "alipay_page" in r.json()["error"]["message"]
         mine = (await c.post("/api/topups", json={"amount": 10.5, "method": "alipay_qr"})).json()
-        assert mine["amount"] == "10.50"
+        assert mine["amount"]["micros"] == 10_500_000
     async with env.client(other) as c:
         for path in (
             f"/api/topups/{mine['out_trade_no']}",

@@ -38,3 +38,14 @@ def new_sms_code(digits: int = 6) -> str:
 
 def sms_code_hash(secret: bytes, phone: str, purpose: str, code: str) -> str:
     return hmac.new(secret, f"sms:{phone}:{purpose}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 (a label, not a secret)
+
+
+def user_webhook_secret(base: bytes, user_id: int, salt: str | None) -> str:
+    """A tenant's webhook signing secret: derived from the deployment's webhook secret, the
+    user id and a per-user salt, so no tenant can compute another's, and a new salt (rotation)
+    gives a new secret. Receivers use the whole string, prefix included, as the HMAC key."""
+    mac = hmac.new(base, f"webhook:user:{user_id}:{salt or ''}".encode(), hashlib.sha256)
+    return WEBHOOK_SECRET_PREFIX + mac.hexdigest()

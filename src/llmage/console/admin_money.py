@@ -8,10 +8,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 from starlette.responses import Response
 
-from llmage.console.amounts import AmountIn, amount_in, amount_out
+from llmage.console.amounts import AmountIn, amount_in
+from llmage.console.models import Money, _Request, errors, iso
 from llmage.console.payments import OrderBase, order_fields
 from llmage.console.session import AdminUser, console_platform
 from llmage.services.finance import page_window
@@ -24,7 +25,7 @@ PageNo = Annotated[int, Query(ge=1)]
 PageSize = Annotated[int, Query(ge=1, le=200)]
 
 
-class AdjustIn(BaseModel):
+class AdjustIn(_Request):
     amount: AmountIn = Field(description="Currency units, above 0")
     reason: str = Field(min_length=1, max_length=500, description="Kept in the ledger entry")
 
@@ -32,28 +33,26 @@ class AdjustIn(BaseModel):
 class AdjustOut(BaseModel):
     applied: bool = Field(description="False: this Idempotency-Key was applied before")
     user_id: int
-    balance: str
-    balance_micros: int
-    held: str
-    held_micros: int
-    available: str
-    available_micros: int
+    balance: Money
+    held: Money
+    available: Money
 
 
-class BatchIn(BaseModel):
+class BatchIn(_Request):
     count: int = Field(ge=1, le=MAX_BATCH)
     amount: AmountIn = Field(description="Per code, currency units")
-    expires_at: int | None = Field(None, description="Epoch milliseconds")
+    expires_at: AwareDatetime | None = Field(
+        None, description="ISO 8601 with a time zone, e.g. 2026-01-31T23:59:59+08:00"
+    )
     expires_in_days: float | None = Field(None, gt=0, le=3650, description="Instead of expires_at")
     note: str = Field("", max_length=200)
 
 
 class BatchOut(BaseModel):
     batch_id: int
-    amount: str
-    amount_micros: int
+    amount: Money
     count: int
-    expires_at: int | None
+    expires_at: str | None
     codes: list[str] = Field(description="Shown this once: only their hashes are stored")
 
 
@@ -62,14 +61,13 @@ class CodeOut(BaseModel):
     batch_id: int
     note: str
     prefix: str
-    amount: str
-    amount_micros: int
+    amount: Money
     status: Literal["unused", "redeemed", "expired"]
     redeemed_by: int | None
     redeemed_by_name: str | None
-    redeemed_at: int | None
-    expires_at: int | None
-    created_at: int
+    redeemed_at: str | None
+    expires_at: str | None
+    created_at: str
 
 
 class CodePage(BaseModel):
@@ -82,13 +80,12 @@ class CodePage(BaseModel):
 class BatchSummary(BaseModel):
     id: int
     note: str
-    amount: str
-    amount_micros: int
+    amount: Money
     count: int
     redeemed: int
-    expires_at: int | None
+    expires_at: str | None
     created_by: int
-    created_at: int
+    created_at: str
 
 
 class BatchPage(BaseModel):
@@ -130,12 +127,9 @@ async def _adjust(
     return AdjustOut(
         applied=done.applied,
         user_id=user_id,
-        balance=amount_out(done.balance),
-        balance_micros=done.balance,
-        held=amount_out(done.held),
-        held_micros=done.held,
-        available=amount_out(available),
-        available_micros=available,
+        balance=Money.of(done.balance),
+        held=Money.of(done.held),
+        available=Money.of(available),
     )
 
 
@@ -149,6 +143,7 @@ IdemKey = Annotated[
     "/api/admin/users/{user_id}/credit",
     summary="Credit a user's balance, with a reason",
     response_model=AdjustOut,
+    responses=errors(400, 401, 403, 404),
 )
 async def credit_user(
     user_id: int, body: AdjustIn, admin: AdminUser, p: PlatformDep, key: IdemKey = None
@@ -160,6 +155,7 @@ async def credit_user(
     "/api/admin/users/{user_id}/debit",
     summary="Debit a user's balance, with a reason (never below the available balance)",
     response_model=AdjustOut,
+    responses=errors(400, 401, 403, 404, 409),
 )
 async def debit_user(
     user_id: int, body: AdjustIn, admin: AdminUser, p: PlatformDep, key: IdemKey = None
@@ -171,6 +167,7 @@ async def debit_user(
     "/api/admin/redeem-codes",
     summary="Create a batch of single-use redeem codes (the codes are shown this once)",
     response_model=BatchOut,
+    responses=errors(400, 401, 403),
 )
 async def create_codes(
     body: BatchIn, admin: AdminUser, p: PlatformDep, response: Response
@@ -179,17 +176,16 @@ async def create_codes(
         admin_id=admin.user_id,
         count=body.count,
         amount=amount_in(body.amount),
-        expires_at=body.expires_at,
+        expires_at=int(body.expires_at.timestamp() * 1000) if body.expires_at else None,
         expires_in_days=body.expires_in_days,
         note=body.note,
     )
     response.headers["Cache-Control"] = "no-store"
     return BatchOut(
         batch_id=batch.id,
-        amount=amount_out(batch.amount),
-        amount_micros=batch.amount,
+        amount=Money.of(batch.amount),
         count=len(batch.codes),
-        expires_at=batch.expires_at,
+        expires_at=iso(batch.expires_at),
         codes=batch.codes,
     )
 
@@ -198,6 +194,7 @@ async def create_codes(
     "/api/admin/redeem-codes",
     summary="Redeem codes (prefixes only), newest first",
     response_model=CodePage,
+    responses=errors(400, 401, 403),
 )
 async def list_codes(
     admin: AdminUser,
@@ -218,14 +215,13 @@ async def list_codes(
                 batch_id=c.batch_id,
                 note=row.note,
                 prefix=c.prefix,
-                amount=amount_out(c.amount),
-                amount_micros=c.amount,
+                amount=Money.of(c.amount),
                 status=row.status,
                 redeemed_by=c.redeemed_by,
                 redeemed_by_name=row.redeemed_by_name,
-                redeemed_at=c.redeemed_at,
-                expires_at=c.expires_at,
-                created_at=c.created_at,
+                redeemed_at=iso(c.redeemed_at),
+                expires_at=iso(c.expires_at),
+                created_at=iso(c.created_at) or "",
             )
         )
     return CodePage(items=items, page=page, page_size=size, has_more=len(rows) > size)
@@ -235,6 +231,7 @@ async def list_codes(
     "/api/admin/redeem-batches",
     summary="Redeem-code batches with how many codes were redeemed",
     response_model=BatchPage,
+    responses=errors(400, 401, 403),
 )
 async def list_batches(
     admin: AdminUser, p: PlatformDep, page: PageNo = 1, page_size: PageSize = 50
@@ -246,13 +243,12 @@ async def list_batches(
             BatchSummary(
                 id=b.id,
                 note=b.note,
-                amount=amount_out(b.amount),
-                amount_micros=b.amount,
+                amount=Money.of(b.amount),
                 count=b.count,
                 redeemed=b.redeemed,
-                expires_at=b.expires_at,
+                expires_at=iso(b.expires_at),
                 created_by=b.created_by,
-                created_at=b.created_at,
+                created_at=iso(b.created_at) or "",
             )
             for b in rows[:size]
         ],
@@ -266,6 +262,7 @@ async def list_batches(
     "/api/admin/orders",
     summary="Every user's top-up orders, newest first",
     response_model=OrderPage,
+    responses=errors(400, 401, 403),
 )
 async def list_orders(
     admin: AdminUser,

@@ -1,9 +1,7 @@
-"""Money at the console's edge: amounts in as currency units, out as exact strings plus ints.
+"""Amounts coming into the console: a JSON string ("10.50") or number (10.5) of currency units.
 
-In: a JSON string ("10.50") or number (10.5) of currency units; anything finer than a micro-unit,
-negative, non-numeric or a boolean is a 400 naming the field. Out: every amount is given twice, as
-a string in currency units with at least two decimals and no rounding ("0.000006" for a
-six-micro-unit token charge) and as integer micro-units (`*_micros`) for scripts.
+Anything finer than a micro-unit, zero or negative, non-numeric or a boolean is a 400 naming the
+field. (Amounts going out are `models.Money`: an exact decimal string plus integer micro-units.)
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ from typing import Annotated
 from pydantic import WithJsonSchema
 
 from llmage.domain.errors import InvalidParameter
-from llmage.domain.money import MICROS_PER_UNIT, parse_amount
+from llmage.domain.money import parse_amount
 
 # Checked by `amount_in`, not by pydantic: one clear message naming the field for every bad
 # value (a union type would answer "amount.str: Input should be a valid string"), and a JSON
@@ -36,11 +34,3 @@ def amount_in(value: object, param: str = "amount") -> int:
     if micros <= 0:
         raise InvalidParameter(f"{param} must be above 0", param=param)
     return micros
-
-
-def amount_out(micros: int) -> str:
-    """12_500_000 -> '12.50'; 6 -> '0.000006'; exact, never rounded."""
-    sign = "-" if micros < 0 else ""
-    whole, frac = divmod(abs(micros), MICROS_PER_UNIT)
-    digits = f"{frac:06d}".rstrip("0")
-    return f"{sign}{whole}.{digits.ljust(2, '0')}"

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from llmage.domain.errors import LlmageError, TooManyAttempts
+from llmage.domain.errors import InvalidRequest, LlmageError, MissingParameter, TooManyAttempts
 
 
 def error_body(exc: LlmageError) -> dict[str, Any]:
@@ -36,3 +36,19 @@ def error_response(exc: LlmageError) -> Response:
         media_type="application/json",
         headers=headers,
     )
+
+
+def from_validation(errors: list[dict[str, Any]]) -> LlmageError:
+    """A request-model validation failure as one error naming the field."""
+    first = errors[0] if errors else {}
+    loc = [str(p) for p in first.get("loc", ())]
+    param = ".".join(loc[1:]) or None
+    kind = str(first.get("type", ""))
+    msg = str(first.get("msg", "Invalid request"))
+    if param is None:
+        return InvalidRequest(msg)
+    if kind == "missing":
+        return MissingParameter(param)
+    if kind == "extra_forbidden":
+        return InvalidRequest(f"Unknown field: {param}", param=param)
+    return InvalidRequest(f"Invalid {param}: {msg}", param=param)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 from starlette.responses import StreamingResponse
 
-from llmage.console.amounts import amount_out
+from llmage.console.models import Money, errors, iso
 from llmage.console.session import CurrentUser, console_platform
+from llmage.domain.money import format_amount
 from llmage.services.finance import LEDGER_KINDS, UsageFilter
 from llmage.services.platform import Platform
 
@@ -42,14 +42,12 @@ class EntryOut(BaseModel):
     id: int
     kind: str = Field(description=f"One of {', '.join(LEDGER_KINDS)}")
     category: str = Field(description="topup, charge, refund, adjustment, hold or release")
-    amount: str = Field(description="Change to the balance (negative for a charge)")
-    amount_micros: int
-    held_change: str = Field(description="Change to the amount on hold")
-    held_change_micros: int
+    amount: Money = Field(description="Change to the balance (negative for a charge)")
+    held_change: Money = Field(description="Change to the amount on hold")
     ref: str
     memo: str | None
     by_admin: int | None = Field(description="The admin behind a manual adjustment")
-    created_at: int
+    created_at: str
 
 
 class EntryPage(BaseModel):
@@ -65,16 +63,15 @@ class UsageOut(BaseModel):
     model: str
     llmid: str | None
     status: Literal["succeeded", "failed", "cancelled", "running"]
-    amount: str = Field(description="Charged; for a running task, what it holds")
-    amount_micros: int
+    amount: Money = Field(description="Charged; for a running task, what it holds")
     prompt_tokens: int | None
     completion_tokens: int | None
     detail: str | None = Field(description="A task's usage (JSON text)")
     error: str | None
     dialect: str
     key_id: int | None
-    created_at: int
-    finished_at: int | None
+    created_at: str
+    finished_at: str | None
 
 
 class UsagePage(BaseModel):
@@ -86,35 +83,34 @@ class UsagePage(BaseModel):
 
 class HoldOut(BaseModel):
     id: str
-    amount: str
-    amount_micros: int
-    purpose: str
-    ref: str | None
-    created_at: int
+    amount: Money
+    purpose: str = Field(description="chat or task")
+    ref: str | None = Field(description="The request's llmusageid or the task id")
+    created_at: str
 
 
 class DayOut(BaseModel):
-    date: str
-    spend: str
-    spend_micros: int
-    topup: str
-    topup_micros: int
-    adjust: str
-    adjust_micros: int
+    date: str = Field(description="YYYY-MM-DD in the server's time zone")
+    spend: Money = Field(description="Charges minus refunds")
+    topup: Money = Field(description="Top-ups and redeemed codes")
+    adjust: Money = Field(description="Manual adjustments, net")
 
 
 class SummaryOut(BaseModel):
-    balance: str
-    balance_micros: int
-    held: str
-    held_micros: int
-    available: str
-    available_micros: int
+    currency: str
+    balance: Money
+    held: Money
+    available: Money
     open_holds: list[HoldOut]
     days: list[DayOut] = Field(description="One entry per day, oldest first, for the chart")
 
 
-@router.get("/api/ledger", summary="My ledger entries, newest first", response_model=EntryPage)
+@router.get(
+    "/api/ledger",
+    summary="My ledger entries, newest first",
+    response_model=EntryPage,
+    responses=errors(400, 401),
+)
 async def ledger(
     user: CurrentUser,
     p: PlatformDep,
@@ -138,14 +134,12 @@ async def ledger(
                 id=e.id,
                 kind=e.kind,
                 category=CATEGORY.get(e.kind, e.kind),
-                amount=amount_out(e.delta_balance),
-                amount_micros=e.delta_balance,
-                held_change=amount_out(e.delta_held),
-                held_change_micros=e.delta_held,
+                amount=Money.of(e.delta_balance),
+                held_change=Money.of(e.delta_held),
                 ref=e.ref,
                 memo=e.memo,
                 by_admin=e.actor_id,
-                created_at=e.created_at,
+                created_at=iso(e.created_at) or "",
             )
             for e in got.items
         ],
@@ -184,18 +178,12 @@ def csv_cell(value: object) -> str:
     return text
 
 
-def _iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
-
-
 @router.get(
     "/api/usage",
     summary="My usage: chat requests and generation tasks, newest first",
     description="`format=csv` streams every matching row (up to 100000) as a CSV file.",
     response_model=UsagePage,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={200: {"content": {"text/csv": {}}}, **errors(400, 401)},
 )
 async def usage(
     user: CurrentUser,
@@ -232,16 +220,15 @@ async def usage(
                 model=u.model,
                 llmid=u.llmid,
                 status=u.status,
-                amount=amount_out(u.amount),
-                amount_micros=u.amount,
+                amount=Money.of(u.amount),
                 prompt_tokens=u.prompt_tokens,
                 completion_tokens=u.completion_tokens,
                 detail=u.detail,
                 error=u.error,
                 dialect=u.dialect,
                 key_id=u.key_id,
-                created_at=u.created_at,
-                finished_at=u.finished_at,
+                created_at=iso(u.created_at) or "",
+                finished_at=iso(u.finished_at),
             )
             for u in got.items
         ],
@@ -267,7 +254,7 @@ async def _csv(p: Platform, user_id: int, f: UsageFilter) -> AsyncIterator[str]:
                     csv_cell(u.model),
                     csv_cell(u.llmid),
                     u.status,
-                    amount_out(u.amount),
+                    format_amount(u.amount),
                     u.amount,
                     csv_cell(u.prompt_tokens),
                     csv_cell(u.completion_tokens),
@@ -275,8 +262,8 @@ async def _csv(p: Platform, user_id: int, f: UsageFilter) -> AsyncIterator[str]:
                     csv_cell(u.error),
                     csv_cell(u.dialect),
                     csv_cell(u.key_id),
-                    _iso(u.created_at),
-                    _iso(u.finished_at),
+                    iso(u.created_at),
+                    iso(u.finished_at),
                 ]
             )
         yield buf.getvalue()
@@ -286,6 +273,7 @@ async def _csv(p: Platform, user_id: int, f: UsageFilter) -> AsyncIterator[str]:
     "/api/finance/summary",
     summary="Balance, open holds and daily totals for the last N days",
     response_model=SummaryOut,
+    responses=errors(400, 401),
 )
 async def summary(
     user: CurrentUser,
@@ -295,32 +283,26 @@ async def summary(
     s = await p.finance.summary(user.user_id, days)
     available = s.balance - s.held
     return SummaryOut(
-        balance=amount_out(s.balance),
-        balance_micros=s.balance,
-        held=amount_out(s.held),
-        held_micros=s.held,
-        available=amount_out(available),
-        available_micros=available,
+        currency=p.settings.currency,
+        balance=Money.of(s.balance),
+        held=Money.of(s.held),
+        available=Money.of(available),
         open_holds=[
             HoldOut(
                 id=h.id,
-                amount=amount_out(h.amount),
-                amount_micros=h.amount,
+                amount=Money.of(h.amount),
                 purpose=h.purpose,
                 ref=h.ref,
-                created_at=h.created_at,
+                created_at=iso(h.created_at) or "",
             )
             for h in s.open_holds
         ],
         days=[
             DayOut(
                 date=d.date,
-                spend=amount_out(d.spend),
-                spend_micros=d.spend,
-                topup=amount_out(d.topup),
-                topup_micros=d.topup,
-                adjust=amount_out(d.adjust),
-                adjust_micros=d.adjust,
+                spend=Money.of(d.spend),
+                topup=Money.of(d.topup),
+                adjust=Money.of(d.adjust),
             )
             for d in s.days
         ],

@@ -18,7 +18,8 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-from llmage.console.amounts import AmountIn, amount_in, amount_out
+from llmage.console.amounts import AmountIn, amount_in
+from llmage.console.models import Money, _Request, errors, iso
 from llmage.console.session import CurrentUser, console_platform
 from llmage.services.finance import page_window
 from llmage.services.platform import Platform
@@ -32,7 +33,7 @@ PlatformDep = Annotated[Platform, Depends(console_platform)]
 FINANCE_PAGE = "/finance"
 
 
-class TopupIn(BaseModel):
+class TopupIn(_Request):
     amount: AmountIn = Field(description='Currency units, e.g. "50.00" (whole fen)')
     method: Literal["alipay_page", "alipay_qr"] = Field(
         description="alipay_page: redirect the browser to `pay_url`; alipay_qr: show `qr_code`"
@@ -41,14 +42,13 @@ class TopupIn(BaseModel):
 
 class OrderBase(BaseModel):
     out_trade_no: str
-    amount: str
-    amount_micros: int
+    amount: Money
     method: str
     status: Literal["pending", "paid", "closed"]
-    created_at: int = Field(description="Epoch milliseconds, like every *_at field")
-    expires_at: int
-    paid_at: int | None
-    closed_at: int | None
+    created_at: str
+    expires_at: str = Field(description="Alipay refuses payment after this")
+    paid_at: str | None
+    closed_at: str | None
     trade_no: str | None = Field(description="Alipay's trade number, once paid")
 
 
@@ -67,15 +67,13 @@ class TopupPage(BaseModel):
     has_more: bool
 
 
-class RedeemIn(BaseModel):
+class RedeemIn(_Request):
     code: str = Field(max_length=64, description="The code, dashes and case optional")
 
 
 class RedeemOut(BaseModel):
-    credited: str
-    credited_micros: int
-    balance: str
-    balance_micros: int
+    credited: Money
+    balance: Money
 
 
 def qr_svg(content: str, *, inline: bool) -> str:
@@ -90,14 +88,13 @@ def qr_svg(content: str, *, inline: bool) -> str:
 def order_fields(order: TopupOrder) -> dict[str, object]:
     return {
         "out_trade_no": order.out_trade_no,
-        "amount": amount_out(order.amount),
-        "amount_micros": order.amount,
+        "amount": Money.of(order.amount),
         "method": order.method,
         "status": order.status,
-        "created_at": order.created_at,
-        "expires_at": order.expires_at,
-        "paid_at": order.paid_at,
-        "closed_at": order.closed_at,
+        "created_at": iso(order.created_at),
+        "expires_at": iso(order.expires_at),
+        "paid_at": iso(order.paid_at),
+        "closed_at": iso(order.closed_at),
         "trade_no": order.trade_no,
     }
 
@@ -121,6 +118,7 @@ def topup_out(p: Platform, order: TopupOrder, *, pay_url: str | None = None) -> 
     description="Answers the order with its Alipay cashier URL (alipay_page) or QR code "
     "(alipay_qr). The balance is credited when Alipay confirms the payment.",
     response_model=TopupOut,
+    responses=errors(400, 401, 403, 503),
 )
 async def create_topup(body: TopupIn, user: CurrentUser, p: PlatformDep) -> TopupOut:
     micros = amount_in(body.amount)
@@ -128,7 +126,12 @@ async def create_topup(body: TopupIn, user: CurrentUser, p: PlatformDep) -> Topu
     return topup_out(p, new.order, pay_url=new.pay_url)
 
 
-@router.get("/api/topups", summary="My top-up orders, newest first", response_model=TopupPage)
+@router.get(
+    "/api/topups",
+    summary="My top-up orders, newest first",
+    response_model=TopupPage,
+    responses=errors(400, 401),
+)
 async def list_topups(
     user: CurrentUser,
     p: PlatformDep,
@@ -147,7 +150,10 @@ async def list_topups(
 
 
 @router.get(
-    "/api/topups/{out_trade_no}", summary="One of my top-up orders", response_model=TopupOut
+    "/api/topups/{out_trade_no}",
+    summary="One of my top-up orders",
+    response_model=TopupOut,
+    responses=errors(401, 404),
 )
 async def get_topup(out_trade_no: str, user: CurrentUser, p: PlatformDep) -> TopupOut:
     return topup_out(p, await p.topups.get(user.user_id, out_trade_no))
@@ -216,13 +222,13 @@ async def alipay_return(request: Request, p: PlatformDep) -> RedirectResponse:
     return RedirectResponse(target, status_code=303)
 
 
-@router.post("/api/redeem", summary="Redeem a code for balance", response_model=RedeemOut)
+@router.post(
+    "/api/redeem",
+    summary="Redeem a code for balance",
+    response_model=RedeemOut,
+    responses=errors(400, 401, 403, 404, 409),
+)
 async def redeem(body: RedeemIn, user: CurrentUser, p: PlatformDep) -> RedeemOut:
     credited = await p.redeem.redeem(user.user_id, body.code)
     balance, _ = await p.accounts.balance(user.user_id)
-    return RedeemOut(
-        credited=amount_out(credited),
-        credited_micros=credited,
-        balance=amount_out(balance),
-        balance_micros=balance,
-    )
+    return RedeemOut(credited=Money.of(credited), balance=Money.of(balance))

@@ -20,6 +20,7 @@ from llmage.db.repos.finance import FinanceRepo
 from llmage.db.repos.holds import HoldRepo
 from llmage.db.repos.redeem import RedeemRepo
 from llmage.db.repos.sessions import SessionRepo
+from llmage.db.repos.sms_codes import SmsCodeRepo
 from llmage.db.repos.tasks import TaskRepo
 from llmage.db.repos.topups import TopupRepo
 from llmage.db.repos.usage import UsageRepo
@@ -32,6 +33,7 @@ from llmage.providers.sim_media import SimMediaProvider
 from llmage.providers.transport import Transport
 from llmage.services.adjustments import AdjustmentService
 from llmage.services.chat import ChatService
+from llmage.services.console_auth import ConsoleAuth
 from llmage.services.finance import FinanceService
 from llmage.services.media import MediaService
 from llmage.services.poller import TaskPoller
@@ -41,8 +43,10 @@ from llmage.services.sessions import SessionService
 from llmage.services.sweeper import HoldSweeper
 from llmage.services.tasks import TaskService
 from llmage.services.topups import PendingTopupJob, TopupService, alipay_config
+from llmage.services.webhook_secrets import WebhookSecrets
 from llmage.services.webhooks import WebhookSender
 from llmage.settings import Settings
+from llmage.sms import make_sms_sender
 from llmage.storage.factory import make_storage
 from llmage.storage.video_tools import SimRenderer
 
@@ -61,6 +65,7 @@ class Platform:
             s.webhook_secret.encode() if s.webhook_secret else self.box.derive("webhooks")
         )
         self.accounts = AccountRepo(self.db.engine)
+        self.webhook_secrets = WebhookSecrets(self.accounts, self.webhook_secret)
         self.channels = ChannelRepo(self.db.engine)
         self.usage = UsageRepo(self.db.engine)
         self.holds = HoldRepo(self.db.engine)
@@ -72,6 +77,16 @@ class Platform:
             self.accounts,
             csrf_secret=self.box.derive("csrf"),
             ttl_seconds=s.session_ttl_seconds,
+        )
+        self.sms = make_sms_sender(s)
+        self.console_auth = ConsoleAuth(
+            accounts=self.accounts,
+            sessions=self.sessions,
+            codes=SmsCodeRepo(self.db.engine),
+            sms=self.sms,
+            code_secret=self.box.derive("sms-codes"),
+            code_ttl_seconds=s.sms_code_ttl_seconds,
+            code_attempts=s.sms_code_attempts,
         )
         self.directory = ChannelDirectory(self.channels, self.box, s.channel_cache_ttl)
         self.transport = Transport(
@@ -129,7 +144,7 @@ class Platform:
             tasks=self.task_repo,
             media=self.media,
             fetcher=self.fetcher,
-            secret=self.webhook_secret,
+            secret_for=self.webhook_secrets.signing_key,
             base_url=self.poller.base_url,
             retry_base_seconds=s.webhook_retry_base_seconds,
         )
@@ -177,5 +192,6 @@ class Platform:
         await self.transport.close()
         if self.alipay is not None:
             await self.alipay.close()
+        await self.sms.close()
         await self.storage.close()
         await self.db.close()
