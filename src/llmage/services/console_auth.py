@@ -15,6 +15,7 @@ account is "sent" (nothing goes out). Sign-up must say a name or phone is taken.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -86,6 +87,16 @@ def check_username(username: str) -> None:
         )
 
 
+async def _hash(password: str) -> str:
+    # Argon2 costs tens of milliseconds of CPU by design (more on a busy machine); off the event
+    # loop, so a login never stalls the requests this process is relaying. cffi releases the GIL.
+    return await asyncio.to_thread(hash_password, password)
+
+
+async def _verify(password_hash: str, password: str) -> bool:
+    return await asyncio.to_thread(verify_password, password_hash, password)
+
+
 def _throttled(wait: float | None, what: str, param: str | None = None) -> None:
     if wait is not None:
         raise TooManyAttempts(
@@ -139,7 +150,7 @@ class ConsoleAuth:
             if await self.accounts.user_by_phone(number):
                 raise Conflict("this phone number is already registered", param="phone")
             await self._take_code(number, "register", sms_code or "")
-        user_id = await self.accounts.create_user(username, hash_password(password), phone=number)
+        user_id = await self.accounts.create_user(username, await _hash(password), phone=number)
         log.info("console sign-up: user %s (id %d)", username, user_id)
         return await self.sessions.open(user_id, ip=client.ip, user_agent=client.user_agent)
 
@@ -152,7 +163,7 @@ class ConsoleAuth:
             "username",
         )
         user = await self.accounts.user_by_name(username)
-        ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
+        ok = await _verify(user.password_hash if user else _DUMMY_HASH, password)
         if user is None or not ok:
             self.throttle.record(user_key, self.rules.login_user)
             raise BadCredentials("Wrong username or password", param="password")
@@ -171,10 +182,10 @@ class ConsoleAuth:
         _throttled(
             self.throttle.retry_after(key, self.rules.login_user), "wrong passwords", "password"
         )
-        if not verify_password(user.password_hash, old):
+        if not await _verify(user.password_hash, old):
             self.throttle.record(key, self.rules.login_user)
             raise BadCredentials("The current password is wrong", param="password")
-        await self.accounts.update_user(who.user_id, password_hash=hash_password(new))
+        await self.accounts.update_user(who.user_id, password_hash=await _hash(new))
         return await self.sessions.revoke_others(who.user_id, keep=who.session_id)
 
     # -- SMS -------------------------------------------------------------------------------
@@ -261,6 +272,6 @@ class ConsoleAuth:
         user = await self.accounts.user_by_phone(number)
         if user is None:
             raise BadCredentials("No account with this phone number", param="phone")
-        await self.accounts.update_user(user.id, password_hash=hash_password(new_password))
+        await self.accounts.update_user(user.id, password_hash=await _hash(new_password))
         self.throttle.reset(f"login:user:{user.username.lower()}")
         return await self.sessions.revoke_others(user.id, keep=None)
