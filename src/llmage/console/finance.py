@@ -169,7 +169,9 @@ CSV_COLUMNS = (
 
 
 def csv_cell(value: object) -> str:
-    """Text that a spreadsheet would run as a formula is prefixed with a quote (CSV injection)."""
+    """Free text that a spreadsheet would run as a formula is prefixed with a quote (CSV
+    injection). Our own ids are not passed through here: they cannot hold a formula and must stay
+    exact for scripts."""
     if value is None:
         return ""
     text = str(value)
@@ -249,10 +251,10 @@ async def _csv(p: Platform, user_id: int, f: UsageFilter) -> AsyncIterator[str]:
         for u in rows:
             writer.writerow(
                 [
-                    csv_cell(u.id),
+                    u.id,  # ours, from [A-Za-z0-9_-]: kept exact (it may start with '-')
                     u.kind,
                     csv_cell(u.model),
-                    csv_cell(u.llmid),
+                    u.llmid or "",
                     u.status,
                     format_amount(u.amount),
                     u.amount,
