@@ -124,6 +124,15 @@ class PayEnv:
 
         return self.admin.call(work())
 
+    def execute(self, query: str, **params: Any) -> None:
+        """A committed write, for tests that break an invariant on purpose (and repair it)."""
+
+        async def work() -> None:
+            async with self.platform.db.engine.begin() as conn:
+                await conn.execute(text(query), params)
+
+        self.admin.call(work())
+
     def entries(self, user_id: int, kind: str) -> list[tuple[int, str, str | None, int | None]]:
         """(delta_balance, ref, memo, actor_id) of a user's ledger entries of one kind."""
         return [

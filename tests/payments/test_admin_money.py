@@ -153,3 +153,49 @@ async def test_admin_sees_every_users_orders(env: PayEnv, admin: User) -> None:
     assert nos[0] in {o["out_trade_no"] for o in paid}
     assert all(o["status"] == "paid" for o in paid)
     assert [o["out_trade_no"] for o in of_b] == [nos[1]]
+
+
+async def test_reconcile_checks_orders_and_codes_against_the_ledger(
+    env: PayEnv, admin: User
+) -> None:
+    """Each payment invariant catches its own breakage (made by hand, then repaired)."""
+    u = env.user()
+    async with env.client(u) as c:
+        no = (await c.post("/api/topups", json={"amount": "10", "method": "alipay_qr"})).json()[
+            "out_trade_no"
+        ]
+    async with env.client(admin) as c:
+        code_batch = (
+            await c.post("/api/admin/redeem-codes", json={"count": 1, "amount": "1"})
+        ).json()["batch_id"]
+    assert env.reconcile() == []
+
+    def broken() -> set[str]:
+        return {v.rule for v in env.reconcile()}
+
+    env.execute("UPDATE topup_orders SET status = 'paid' WHERE out_trade_no = :o", o=no)
+    assert "a paid top-up order has one credit of its amount, an unpaid one none" in broken()
+    env.execute("UPDATE topup_orders SET status = 'pending' WHERE out_trade_no = :o", o=no)
+
+    env.execute(
+        "INSERT INTO ledger_entries (user_id, kind, delta_balance, delta_held, ref, created_at)"
+        " VALUES (:u, 'topup', 0, 0, 'topup:LMnosuchorder', 0)",
+        u=u.user_id,
+    )
+    assert "every top-up credit belongs to a paid order of its user" in broken()
+    env.execute("DELETE FROM ledger_entries WHERE ref = 'topup:LMnosuchorder'")
+
+    env.execute(
+        "UPDATE redeem_codes SET redeemed_by = :u, redeemed_at = 1 WHERE batch_id = :b",
+        u=u.user_id,
+        b=code_batch,
+    )
+    assert (
+        "a redeemed code has one credit of its amount to its redeemer, an unused one none"
+        in broken()
+    )
+    env.execute(
+        "UPDATE redeem_codes SET redeemed_by = NULL, redeemed_at = NULL WHERE batch_id = :b",
+        b=code_batch,
+    )
+    assert env.reconcile() == []
