@@ -112,6 +112,10 @@ def test_unsafe_requests_need_the_sessions_csrf_token(stack: Stack) -> None:
     assert ok.status_code == 201, ok.text
     no_origin = b.post("/api/keys", {"name": "y"}, origin=None)  # e.g. curl with the token
     assert no_origin.status_code == 201, no_origin.text
+    # The same host over https: a TLS-terminating proxy in front of this server.
+    proxied = b.post("/api/keys", {"name": "z"}, origin=stack.url.replace("http:", "https:"))
+    assert proxied.status_code == 201, proxied.text
+    refused(b.post("/api/keys", {"name": "x"}, origin=stack.url + "1"), "Origin")  # other port
     # Safe methods need no token.
     assert b.get("/api/keys").status_code == 200
 

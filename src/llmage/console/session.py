@@ -83,8 +83,12 @@ def _origin_of(url: str) -> str | None:
 
 def _allowed_origins(request: Request) -> set[str]:
     settings = console_platform(request).settings
-    own = f"{request.url.scheme}://{request.url.netloc}".lower()
-    allowed = {own}
+    netloc = request.url.netloc.lower()
+    allowed = {f"{request.url.scheme}://{netloc}"}
+    if request.url.scheme == "http":
+        # Behind a TLS-terminating proxy the app sees http while the page is https on the same
+        # host. The other way round (an http page writing to an https server) stays refused.
+        allowed.add(f"https://{netloc}")
     for url in (settings.public_base_url, *settings.console_origins):
         origin = _origin_of(url) if url else None
         if origin:

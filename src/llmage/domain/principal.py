@@ -1,7 +1,7 @@
 """Who is calling: the authenticated principals every edge hands to the services.
 
-`KeyAuth` is an API key's caller (the dialects); `ConsoleUser` is the console's (a session or an
-admin's API key). Shared by services and edges, so they live here, pure.
+`KeyAuth` is an API request's key; `ConsoleUser` is a console caller (a session cookie, or an
+admin's API key on admin routes). Shared by services and edges, so they live here, pure.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Role = Literal["user", "admin"]
 ROLES: tuple[str, ...] = ("user", "admin")
 
 

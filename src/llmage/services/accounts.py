@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from llmage.auth.keys import generate_key, hash_key, key_prefix
 from llmage.auth.passwords import hash_password
 from llmage.domain.errors import Conflict, InvalidParameter, NotFound
+from llmage.domain.phone import normalize_phone
 from llmage.services.platform import Platform
 
 
@@ -23,7 +24,13 @@ class AccountService:
         self._p = platform
 
     async def create_user(
-        self, username: str, password: str, *, role: str = "user", email: str | None = None
+        self,
+        username: str,
+        password: str,
+        *,
+        role: str = "user",
+        email: str | None = None,
+        phone: str | None = None,
     ) -> int:
         if role not in ("user", "admin"):
             raise InvalidParameter(
@@ -33,8 +40,11 @@ class AccountService:
             raise InvalidParameter("password must have at least 8 characters", param="password")
         if await self._p.accounts.user_by_name(username):
             raise Conflict(f"user '{username}' already exists", param="username")
+        number = normalize_phone(phone) if phone else None
+        if number and await self._p.accounts.user_by_phone(number):
+            raise Conflict("this phone number is already registered", param="phone")
         return await self._p.accounts.create_user(
-            username, hash_password(password), role=role, email=email
+            username, hash_password(password), role=role, email=email, phone=number
         )
 
     async def user_id(self, username_or_id: str) -> int:

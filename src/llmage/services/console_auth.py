@@ -234,7 +234,9 @@ class ConsoleAuth:
                     retry_after=3600,
                     param="phone",
                 ) from exc
-            raise ServiceUnavailable("Sending the SMS failed; try again later") from exc
+            raise ServiceUnavailable(
+                "Sending the SMS failed; try again later", code="sms_unavailable"
+            ) from exc
         return self.code_ttl_seconds
 
     async def _take_code(self, phone: str, purpose: str, code: str) -> None:

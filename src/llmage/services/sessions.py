@@ -41,6 +41,7 @@ class SessionService:
         self._csrf_secret = csrf_secret
         self._ttl_ms = int(ttl_seconds * 1000)
         self._clock = clock
+        self._next_purge = 0
 
     @property
     def ttl_seconds(self) -> int:
@@ -62,6 +63,9 @@ class SessionService:
         await self._repo.create(
             sid, user_id, now=now, expires_at=expires, ip=ip, user_agent=user_agent
         )
+        if now >= self._next_purge:  # expired rows go at most hourly, piggybacked on a login
+            self._next_purge = now + 3_600_000
+            await self._repo.purge_expired(now)
         principal = ConsoleUser(user.id, user.username, user.role, "session", session_id=sid)
         return OpenedSession(token, csrf_token(self._csrf_secret, sid), expires, principal)
 
