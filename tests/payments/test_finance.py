@@ -205,3 +205,30 @@ async def test_finance_is_private(env: PayEnv, usage: Usage) -> None:
     async with httpx.AsyncClient(base_url=env.url, timeout=30) as c:
         r = await c.get("/api/ledger", headers={"Authorization": f"Bearer {usage.user.key}"})
         assert r.status_code == 401
+
+
+async def test_openapi_documents_the_money_routes(env: PayEnv) -> None:
+    async with httpx.AsyncClient(base_url=env.url, timeout=30) as c:
+        spec = (await c.get("/openapi.json")).json()
+    paths = spec["paths"]
+    for path, method in (
+        ("/api/topups", "post"),
+        ("/api/topups", "get"),
+        ("/api/topups/{out_trade_no}", "get"),
+        ("/api/topups/{out_trade_no}/qr.svg", "get"),
+        ("/api/payments/alipay/notify", "post"),
+        ("/api/payments/alipay/return", "get"),
+        ("/api/redeem", "post"),
+        ("/api/ledger", "get"),
+        ("/api/usage", "get"),
+        ("/api/finance/summary", "get"),
+        ("/api/admin/users/{user_id}/credit", "post"),
+        ("/api/admin/users/{user_id}/debit", "post"),
+        ("/api/admin/redeem-codes", "post"),
+        ("/api/admin/redeem-codes", "get"),
+        ("/api/admin/redeem-batches", "get"),
+        ("/api/admin/orders", "get"),
+    ):
+        assert method in paths.get(path, {}), (path, method)
+    topup = spec["components"]["schemas"]["TopupIn"]
+    assert set(topup["required"]) == {"amount", "method"}

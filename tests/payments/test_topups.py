@@ -61,6 +61,7 @@ async def test_qr_topup_end_to_end(env: PayEnv) -> None:
     assert call["notify_url"] == env.url + NOTIFY
     biz = json.loads(call["biz_content"])
     assert (biz["out_trade_no"], biz["total_amount"]) == (no, "12.34")
+    assert biz["timeout_express"] == "30m"  # LLMAGE_ALIPAY_ORDER_TTL_SECONDS
     async with env.client(u) as c:
         svg = await c.get(f"/api/topups/{no}/qr.svg")
         assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
@@ -91,7 +92,9 @@ async def test_page_pay_url_is_signed_and_accepted_by_the_cashier(env: PayEnv) -
     call = env.alipay.calls[-1]
     assert call["method"] == "alipay.trade.page.pay"
     assert call["return_url"] == env.url + "/api/payments/alipay/return"
-    assert json.loads(call["biz_content"])["product_code"] == "FAST_INSTANT_TRADE_PAY"
+    biz = json.loads(call["biz_content"])
+    assert biz["product_code"] == "FAST_INSTANT_TRADE_PAY" and biz["total_amount"] == "99.90"
+    assert len(biz["time_expire"]) == len("2025-01-01 12:00:00")
     # Reading the pending order again gives a freshly signed URL the cashier accepts too.
     async with env.client(u) as c:
         again = (await c.get(f"/api/topups/{no}")).json()
@@ -166,7 +169,7 @@ async def test_a_refused_notify_credits_nothing(env: PayEnv, case: str) -> None:
 
 async def test_notify_that_is_not_a_form_is_refused(env: PayEnv) -> None:
     async with httpx.AsyncClient(base_url=env.url, timeout=30) as c:
-        for body in (b"\xff\xfe", b"a=1&a=2", b"", b"not a form"):
+        for body in (b"\xff\xfe", b"a=1&a=2", b"", b"not a form", b"a=" + b"x" * 70_000):
             r = await c.post(NOTIFY, content=body)
             assert r.status_code == 400 and r.text == "failure"
 

@@ -79,7 +79,10 @@ class AlipayClient:
         self, out_trade_no: str, micros: int, subject: str, *, now_ms: int, expire_ms: int | None
     ) -> str:
         """The QR code content for a new order (render it, do not fetch it)."""
-        biz = alipay.trade_biz(out_trade_no, micros, subject, expire_ms)
+        biz = alipay.trade_biz(out_trade_no, micros, subject, None)
+        if expire_ms is not None:
+            # precreate takes a relative timeout (whole minutes), not page pay's time_expire.
+            biz["timeout_express"] = f"{max(1, (expire_ms - now_ms) // 60_000)}m"
         reply = await self._call("alipay.trade.precreate", biz, now_ms)
         if not reply.ok:
             raise self._refusal(reply)

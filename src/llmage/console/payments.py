@@ -54,10 +54,14 @@ class OrderBase(BaseModel):
 
 class TopupOut(OrderBase):
     pay_url: str | None = Field(
-        None, description="alipay_page, while pending: a freshly signed Alipay cashier URL"
+        None,
+        description="alipay_page, while pending: a freshly signed Alipay cashier URL "
+        "(not in lists: read the order)",
     )
-    qr_code: str | None = Field(None, description="alipay_qr: the content of the QR code")
-    qr_svg: str | None = Field(None, description="alipay_qr: the QR code as inline SVG")
+    qr_code: str | None = Field(None, description="alipay_qr, while pending: the QR content")
+    qr_svg: str | None = Field(
+        None, description="alipay_qr, while pending: the QR code as inline SVG (not in lists)"
+    )
 
 
 class TopupPage(BaseModel):
@@ -99,15 +103,22 @@ def order_fields(order: TopupOrder) -> dict[str, object]:
     }
 
 
-def topup_out(p: Platform, order: TopupOrder, *, pay_url: str | None = None) -> TopupOut:
+def topup_out(
+    p: Platform, order: TopupOrder, *, pay_url: str | None = None, links: bool = True
+) -> TopupOut:
+    """The order as the payer sees it. `links`: sign a fresh pay URL and render the QR code
+    (one order's page; a list leaves them out: an RSA signature each is not free)."""
     pending = order.status == "pending"
+    if links and pending and pay_url is None and p.topups.enabled:
+        pay_url = p.topups.pay_url(order)
     return TopupOut.model_validate(
         {
             **order_fields(order),
-            "pay_url": pay_url
-            or (p.topups.pay_url(order) if pending and p.topups.enabled else None),
+            "pay_url": pay_url,
             "qr_code": order.qr_code if pending else None,
-            "qr_svg": qr_svg(order.qr_code, inline=True) if pending and order.qr_code else None,
+            "qr_svg": qr_svg(order.qr_code, inline=True)
+            if links and pending and order.qr_code
+            else None,
         }
     )
 
@@ -142,7 +153,7 @@ async def list_topups(
     offset, size = page_window(page, page_size)
     rows = await p.topups.page(user_id=user.user_id, status=status, offset=offset, limit=size + 1)
     return TopupPage(
-        items=[topup_out(p, order) for order, _ in rows[:size]],
+        items=[topup_out(p, order, links=False) for order, _ in rows[:size]],
         page=page,
         page_size=size,
         has_more=len(rows) > size,
@@ -176,6 +187,21 @@ async def topup_qr(out_trade_no: str, user: CurrentUser, p: PlatformDep) -> Resp
     )
 
 
+NOTIFY_MAX_BYTES = 64 * 1024  # a real notify is about 1.5 KB
+
+
+async def _body(request: Request) -> bytes | None:
+    """The request body, or None past NOTIFY_MAX_BYTES (read no further)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > NOTIFY_MAX_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _form(raw: bytes) -> dict[str, str] | None:
     """The notify's form fields, or None if it is not a plain form (duplicates included)."""
     try:
@@ -194,7 +220,8 @@ def _form(raw: bytes) -> dict[str, str] | None:
     response_class=PlainTextResponse,
 )
 async def alipay_notify(request: Request, p: PlatformDep) -> PlainTextResponse:
-    params = _form(await request.body())
+    raw = await _body(request)
+    params = _form(raw) if raw is not None else None
     if not p.topups.enabled:
         return PlainTextResponse("failure", status_code=503)
     if params is None or not await p.topups.handle_notify(params):
