@@ -132,3 +132,17 @@ async def test_topup_without_alipay_is_a_clear_503() -> None:
     with pytest.raises(TopupUnavailable) as err:
         await svc.create(1, 5_000_000, "alipay_qr")
     assert err.value.status == 503 and "not configured" in err.value.message
+
+
+def test_a_subject_alipay_would_refuse_is_a_start_up_error() -> None:
+    for subject in ("", "x" * 129, "充值 a/b", "a=b", "a&b"):
+        with pytest.raises(ValueError, match="LLMAGE_ALIPAY_SUBJECT"):
+            TopupService(
+                None,  # type: ignore[arg-type]
+                None,
+                subject=subject,
+                order_ttl_seconds=60,
+                check_interval_seconds=60,
+                min_amount="1",
+                max_amount="10",
+            )

@@ -192,3 +192,18 @@ async def test_admin_routes_refuse_users(env: PayEnv) -> None:
             r = await k.get("/api/admin/orders", headers={"Authorization": f"Bearer {u.key}"})
             assert r.status_code == 403
     assert env.balance(u.user_id) == (0, 0)
+
+
+async def test_wrong_codes_are_throttled(env: PayEnv, admin: User) -> None:
+    code = (await make_batch(env, admin, amount="1"))["codes"][0]  # type: ignore[index]
+    u = env.user()
+    async with env.client(u) as c:
+        for _ in range(10):
+            r = await c.post("/api/redeem", json={"code": "ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ"})
+            assert r.status_code == 404
+        r = await c.post("/api/redeem", json={"code": code})  # even a good one, for a while
+        assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+        assert r.json()["error"]["param"] == "code"
+    assert env.balance(u.user_id) == (0, 0)
+    async with env.client(env.user()) as c:  # other users are not affected
+        assert (await c.post("/api/redeem", json={"code": code})).status_code == 200

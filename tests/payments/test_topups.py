@@ -289,3 +289,15 @@ def _order(env: PayEnv, no: str) -> Any:
     order = env.admin.call(env.platform.topups.get(None, no))
     assert order is not None
     return order
+
+
+async def test_order_creation_is_throttled_per_user(env: PayEnv) -> None:
+    u = env.user()
+    async with env.client(u) as c:
+        for _ in range(10):
+            r = await c.post("/api/topups", json={"amount": "1", "method": "alipay_page"})
+            assert r.status_code == 200, r.text
+        r = await c.post("/api/topups", json={"amount": "1", "method": "alipay_page"})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+        assert r.json()["error"]["code"] == "rate_limited"
+    await new_order(env, env.user(), "1", "alipay_page")  # another user still can

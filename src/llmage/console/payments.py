@@ -21,6 +21,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from llmage.console.amounts import AmountIn, amount_in
 from llmage.console.models import Money, _Request, errors, iso
 from llmage.console.session import CurrentUser, console_platform
+from llmage.domain.errors import NotFound
 from llmage.services.finance import page_window
 from llmage.services.platform import Platform
 from llmage.services.topups import NOTIFY_PATH, RETURN_PATH, TopupOrder
@@ -179,7 +180,7 @@ async def get_topup(out_trade_no: str, user: CurrentUser, p: PlatformDep) -> Top
 async def topup_qr(out_trade_no: str, user: CurrentUser, p: PlatformDep) -> Response:
     order = await p.topups.get(user.user_id, out_trade_no)
     if order.status != "pending" or not order.qr_code:
-        return Response(status_code=404)
+        raise NotFound("this order has no QR code to pay (paid, closed or page pay)")
     return Response(
         qr_svg(order.qr_code, inline=False),
         media_type="image/svg+xml",
@@ -245,7 +246,7 @@ async def alipay_return(request: Request, p: PlatformDep) -> RedirectResponse:
             await p.topups.refresh(no)
         except Exception:
             log.exception("refreshing order %s on return failed", no)
-        target = f"{FINANCE_PAGE}?order={no}" if no.isalnum() else FINANCE_PAGE
+        target = f"{FINANCE_PAGE}?order={no}" if no.isascii() and no.isalnum() else FINANCE_PAGE
     return RedirectResponse(target, status_code=303)
 
 

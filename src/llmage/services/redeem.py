@@ -12,9 +12,10 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from llmage.auth.throttle import Rule, Throttle
 from llmage.db.repos.redeem import CodeListing, RedeemBatch, RedeemRepo
 from llmage.domain.clock import now_ms
-from llmage.domain.errors import Conflict, InvalidParameter, NotFound
+from llmage.domain.errors import Conflict, InvalidParameter, NotFound, TooManyAttempts
 from llmage.domain.money import MICROS_PER_UNIT
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no I, O, 0, 1: read aloud and typed by hand
@@ -22,6 +23,8 @@ CODE_LENGTH = 20
 MAX_BATCH = 1000
 MAX_CODE_AMOUNT = 100_000 * MICROS_PER_UNIT
 CODE_STATUSES = ("unused", "redeemed", "expired")
+# Wrong codes per user: guessing 99 bits is hopeless anyway, but a script should not try.
+GUESS_RULES = (Rule(10, 3600), Rule(30, 86400))
 
 
 def new_code() -> str:
@@ -61,9 +64,15 @@ class NewBatch:
 
 
 class RedeemService:
-    def __init__(self, repo: RedeemRepo, clock: Callable[[], int] = now_ms) -> None:
+    def __init__(
+        self,
+        repo: RedeemRepo,
+        clock: Callable[[], int] = now_ms,
+        throttle: Throttle | None = None,
+    ) -> None:
         self._repo = repo
         self._clock = clock
+        self._throttle = throttle or Throttle()
 
     async def create_batch(
         self,
@@ -110,6 +119,14 @@ class RedeemService:
 
     async def redeem(self, user_id: int, code: str) -> int:
         """Credit the code's amount to `user_id`; returns it. Every refusal names `code`."""
+        key = f"redeem:user:{user_id}"
+        wait = self._throttle.retry_after(key, GUESS_RULES)
+        if wait is not None:
+            raise TooManyAttempts(
+                f"Too many wrong codes; try again in {max(1, int(wait + 0.999))} s",
+                retry_after=wait,
+                param="code",
+            )
         n = normalise(code)
         if len(n) != CODE_LENGTH or any(ch not in ALPHABET for ch in n):
             raise InvalidParameter(
@@ -118,6 +135,7 @@ class RedeemService:
             )
         row = await self._repo.by_hash(code_hash(n))
         if row is None:
+            self._throttle.record(key, GUESS_RULES)
             raise NotFound("no such redeem code", param="code")
         now = self._clock()
         if row.redeemed_at is None and row.expires_at is not None and row.expires_at <= now:

@@ -16,13 +16,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from llmage.auth.throttle import Rule, Throttle
 from llmage.billing import alipay
 from llmage.billing.alipay import AlipayConfig
 from llmage.billing.alipay_client import AlipayClient, AlipayRefused, AlipayUnavailable, TradeState
 from llmage.db.repos.topups import TopupOrder as TopupOrder  # re-exported for the console
 from llmage.db.repos.topups import TopupRepo
 from llmage.domain.clock import now_ms
-from llmage.domain.errors import InvalidParameter, LlmageError, NotFound
+from llmage.domain.errors import InvalidParameter, LlmageError, NotFound, TooManyAttempts
 from llmage.domain.money import parse_amount
 from llmage.services.background import BackgroundLoop
 from llmage.settings import Settings
@@ -39,6 +40,8 @@ CLOSE_GRACE_MS = 5 * 60_000
 # An order Alipay still calls WAIT_BUYER_PAY this long after expiry is closed locally (a later
 # verified payment of it is still credited: paid beats closed).
 STALE_MS = 24 * 3600_000
+# New orders per user (each may cost a call to Alipay): a burst, and a day's worth.
+CREATE_RULES = (Rule(10, 600), Rule(100, 86400))
 
 
 class TopupUnavailable(LlmageError):
@@ -108,9 +111,14 @@ class TopupService:
         min_amount: str,
         max_amount: str,
         clock: Callable[[], int] = now_ms,
+        throttle: Throttle | None = None,
     ) -> None:
+        if not 0 < len(subject) <= 128 or any(ch in subject for ch in "/=&"):
+            # Alipay refuses / = & in a subject; the order table keeps 128 characters.
+            raise ValueError("LLMAGE_ALIPAY_SUBJECT: 1-128 characters, without / = &")
         self._repo = repo
         self._client = client
+        self._throttle = throttle or Throttle()
         self._subject = subject
         self._ttl_ms = int(order_ttl_seconds * 1000)
         self._interval_ms = max(1, int(check_interval_seconds * 1000))
@@ -145,6 +153,14 @@ class TopupService:
         if method not in METHODS:
             raise InvalidParameter(f"unknown method {method!r}", param="method", allowed=METHODS)
         self.check_amount(micros)
+        key = f"topup:user:{user_id}"
+        wait = self._throttle.retry_after(key, CREATE_RULES)
+        if wait is not None:
+            raise TooManyAttempts(
+                f"Too many top-up orders; try again in {max(1, int(wait + 0.999))} s",
+                retry_after=wait,
+            )
+        self._throttle.record(key, CREATE_RULES)
         now = self._clock()
         order = TopupOrder(
             out_trade_no=new_order_no(now),
