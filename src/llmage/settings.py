@@ -130,6 +130,24 @@ class Settings(BaseSettings):
         description="host:port pairs exempt from the private-address rule (operator allow-list)",
     )
     fetch_timeout_seconds: float = 120.0  # whole exchange: DNS, redirects and body
+    # Time zone of dates in the console (date filters, the daily spend chart)
+    timezone: str = "Asia/Shanghai"
+    # Top-up (Alipay, RSA2 keys). Unset app id: top-up is off. Notify and return URLs are
+    # <public_base_url>/api/payments/alipay/notify and .../return: Alipay must reach the first.
+    alipay_app_id: str | None = None
+    alipay_seller_id: str | None = Field(None, description="The merchant's PID (2088...)")
+    alipay_private_key: SecretStr | None = Field(
+        None, description="The app's RSA private key: PEM, bare base64, or a path to either"
+    )
+    alipay_public_key: str | None = Field(
+        None, description="Alipay's RSA public key (not the app's): PEM, bare base64, or a path"
+    )
+    alipay_gateway: str = "https://openapi.alipay.com/gateway.do"
+    alipay_subject: str = "账户充值"  # the order title the buyer sees in Alipay
+    alipay_order_ttl_seconds: int = 1800  # sent as time_expire; closed locally after that
+    alipay_check_interval_seconds: float = 60.0  # how often pending orders are queried
+    topup_min_amount: str = "1"  # currency units
+    topup_max_amount: str = "50000"
 
     # Console: sessions, CSRF, SMS
     session_ttl_seconds: int = Field(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from llmage.auth.crypto import CredentialBox
 from llmage.auth.keys import KeyCache
+from llmage.billing.alipay_client import AlipayClient
 from llmage.billing.ledger import Ledger
 from llmage.billing.reconcile import Violation, reconcile
 from llmage.catalog import load_catalog, load_catalog_file
@@ -15,10 +16,14 @@ from llmage.db.engine import Database
 from llmage.db.migrate import upgrade, upgrade_async
 from llmage.db.repos.accounts import AccountRepo
 from llmage.db.repos.channels import ChannelRepo
+from llmage.db.repos.credits import AdjustmentRepo
+from llmage.db.repos.finance import FinanceRepo
 from llmage.db.repos.holds import HoldRepo
+from llmage.db.repos.redeem import RedeemRepo
 from llmage.db.repos.sessions import SessionRepo
 from llmage.db.repos.sms_codes import SmsCodeRepo
 from llmage.db.repos.tasks import TaskRepo
+from llmage.db.repos.topups import TopupRepo
 from llmage.db.repos.usage import UsageRepo
 from llmage.db.repos.webhooks import WebhookRepo
 from llmage.domain.catalog import Catalog
@@ -27,15 +32,19 @@ from llmage.providers.registry import ProviderRegistry
 from llmage.providers.sim import SimProvider
 from llmage.providers.sim_media import SimMediaProvider
 from llmage.providers.transport import Transport
+from llmage.services.adjustments import AdjustmentService
 from llmage.services.chat import ChatService
 from llmage.services.console_auth import ConsoleAuth
+from llmage.services.finance import FinanceService
 from llmage.services.media import MediaService
 from llmage.services.media_links import MediaLinks
 from llmage.services.poller import TaskPoller
+from llmage.services.redeem import RedeemService
 from llmage.services.routing import ChannelDirectory
 from llmage.services.sessions import SessionService
 from llmage.services.sweeper import HoldSweeper
 from llmage.services.tasks import TaskService
+from llmage.services.topups import PendingTopupJob, TopupService, alipay_config
 from llmage.services.webhook_secrets import WebhookSecrets
 from llmage.services.webhooks import WebhookSender
 from llmage.settings import Settings
@@ -156,6 +165,24 @@ class Platform:
             retry_base_seconds=s.webhook_retry_base_seconds,
         )
         self.sweeper = HoldSweeper(self.holds, self.ledger, max_age_seconds=s.chat_hold_max_age)
+        # Money outside holds: top-up, redeem codes, manual adjustments, finance views
+        alipay_cfg = alipay_config(s, self.poller.base_url)
+        self.alipay = AlipayClient(alipay_cfg) if alipay_cfg else None
+        self.topups = TopupService(
+            TopupRepo(self.db.engine, self.db.money),
+            self.alipay,
+            subject=s.alipay_subject,
+            order_ttl_seconds=s.alipay_order_ttl_seconds,
+            check_interval_seconds=s.alipay_check_interval_seconds,
+            min_amount=s.topup_min_amount,
+            max_amount=s.topup_max_amount,
+        )
+        self.topup_job = PendingTopupJob(self.topups, s.alipay_check_interval_seconds)
+        self.redeem = RedeemService(RedeemRepo(self.db.engine, self.db.money))
+        self.adjustments = AdjustmentService(
+            AdjustmentRepo(self.db.engine, self.db.money), self.accounts
+        )
+        self.finance = FinanceService(FinanceRepo(self.db.engine), self.accounts, s.timezone)
         self._workers = False
 
     async def start(self, *, migrate: bool = True, workers: bool = False) -> None:
@@ -166,6 +193,8 @@ class Platform:
             await self.poller.start()
             await self.webhooks.start()
             await self.sweeper.start()
+            if self.alipay is not None:
+                await self.topup_job.start()
             self._workers = True
 
     async def reconcile(self) -> list[Violation]:
@@ -174,10 +203,13 @@ class Platform:
 
     async def close(self) -> None:
         if self._workers:
+            await self.topup_job.stop()
             await self.sweeper.stop()
             await self.webhooks.stop()
             await self.poller.stop()
         await self.transport.close()
+        if self.alipay is not None:
+            await self.alipay.close()
         await self.sms.close()
         await self.storage.close()
         await self.db.close()
