@@ -124,6 +124,26 @@ def convert_files(fields: dict[str, Any], slots: frozenset[str]) -> dict[str, An
     return out
 
 
+def text_param(value: Any, name: str) -> str | None:
+    """An optional name-like field (`llmid`, `model`): absent, or text. A list or an object is
+    the client's 400 naming the field, never stringified into a lookup."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidParameter(f"'{name}' must be a string", param=name)
+    return value
+
+
+def callback_param(value: Any, name: str = "callback_url") -> str | None:
+    """A webhook URL as a client may send it: absent, or an http(s) URL string. Anything else
+    (a list, an object, a number) is the client's 400 here, never a value stored for later."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.strip().startswith(("http://", "https://")):
+        raise InvalidParameter(f"'{name}' must be an http(s) URL", param=name)
+    return value.strip()
+
+
 def bool_param(value: Any, name: str) -> bool:
     if isinstance(value, bool):
         return value

@@ -12,7 +12,13 @@ from starlette.responses import Response
 from llmage.dialects import api_doc
 from llmage.dialects.http import JSONBytes, authenticate, platform_of
 from llmage.dialects.native.schemas import Estimate, NativeError, Submitted, Task
-from llmage.dialects.submission import convert_files, file_slots, read_submission
+from llmage.dialects.submission import (
+    callback_param,
+    convert_files,
+    file_slots,
+    read_submission,
+    text_param,
+)
 from llmage.domain.errors import LlmageError, MissingParameter
 from llmage.domain.money import format_amount
 from llmage.domain.tasks import MediaSource, TaskDraft
@@ -21,6 +27,15 @@ from llmage.services.task_views import native_view
 router = APIRouter(prefix="/llmage", tags=["Native (llmage)"])
 
 _CONTROL = ("llmid", "model", "callback_url")
+_CONTROL_FIELDS = {
+    "llmid": {"type": "string", "description": "The catalog entry (GET /llmage/models)"},
+    "model": {"type": ["string", "null"], "description": "One of the entry's model names"},
+    "prompt": {"type": ["string", "number"], "description": "A number is read as its text"},
+    "callback_url": {
+        "type": ["string", "null"],
+        "description": "http(s) URL called when the task ends (empty: none)",
+    },
+}
 _FORM_DOC = {
     "requestBody": {
         "content": {
@@ -28,6 +43,7 @@ _FORM_DOC = {
                 "schema": {
                     "type": "object",
                     "required": ["llmid", "prompt"],
+                    "properties": _CONTROL_FIELDS,
                     "additionalProperties": True,
                 },
                 "example": {
@@ -38,7 +54,13 @@ _FORM_DOC = {
                     "resolution": "480p",
                 },
             },
-            "multipart/form-data": {"schema": {"type": "object", "additionalProperties": True}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": _CONTROL_FIELDS,
+                    "additionalProperties": True,
+                }
+            },
         },
         "description": "`llmid`, optional `model`, and the model's parameters (see "
         "GET /llmage/models). Files: image1_file, image2_file (aliases image_file1/2), "
@@ -63,20 +85,21 @@ async def _draft(request: Request) -> TaskDraft:
     p = platform_of(request)
     fields = await read_submission(request, p.settings.max_upload_bytes)
     _spill_numbered(fields)
-    llmid = fields.get("llmid")
+    llmid = text_param(fields.get("llmid"), "llmid")
+    model = text_param(fields.get("model"), "model")
     if not llmid:
         raise MissingParameter("llmid")
     raw = convert_files(
         {k: v for k, v in fields.items() if k not in _CONTROL}, file_slots(p.catalog)
     )
-    entry = p.catalog.by_llmid(str(llmid))
+    entry = p.catalog.by_llmid(llmid)
     kind = "image" if entry is not None and entry.kind.is_image else "video"
     return TaskDraft(
         kind=kind,
         raw=raw,
-        llmid=str(llmid),
-        model=str(fields["model"]) if fields.get("model") else None,
-        callback_url=fields.get("callback_url") or None,
+        llmid=llmid,
+        model=model,
+        callback_url=callback_param(fields.get("callback_url")),
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from llmage.dialects.openai.task_detail import task_error, unix
 from llmage.dialects.openai.video_translate import candidate_entries
-from llmage.dialects.submission import bool_param, convert_files, to_media
+from llmage.dialects.submission import bool_param, callback_param, convert_files, to_media
 from llmage.domain.catalog import Catalog, ModelEntry, ModelKind
 from llmage.domain.errors import InvalidParameter, LlmageError, UpstreamError, UpstreamKind
 from llmage.domain.tasks import MediaSource, TaskDraft, TaskRow, openai_status
@@ -125,13 +125,13 @@ def image_draft(
     raw = convert_files(raw, slots)
     if model and raw.get("size") not in (None, ""):
         raw["size"] = size_value(raw["size"], likely_image_entry(catalog, model, raw))
-    callback = body.get("callback_url")
+    callback = callback_param(body.get("callback_url"))
     return TaskDraft(
         kind="image",
         raw=raw,
         model=model,
         platform=platform,
-        callback_url=str(callback) if callback else None,
+        callback_url=callback,
     )
 
 

@@ -42,6 +42,13 @@ DOC = {
                 "schema": {
                     "type": "object",
                     "required": ["model", "prompt"],
+                    "properties": {
+                        "model": {"type": "string"},
+                        "prompt": {"type": "string"},
+                        "n": {"type": ["integer", "null"], "minimum": 1},
+                        "size": {"type": ["string", "null"]},
+                        "response_format": {"enum": ["b64_json", "url", None]},
+                    },
                     "additionalProperties": True,
                 },
                 "example": {

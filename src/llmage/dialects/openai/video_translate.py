@@ -24,7 +24,7 @@ from llmage.dialects.openai.video_sizes import (
     seconds_params,
     size_params,
 )
-from llmage.dialects.submission import convert_files, to_media
+from llmage.dialects.submission import callback_param, convert_files, to_media
 from llmage.domain.catalog import Catalog, ModelEntry, ModelKind
 from llmage.domain.errors import InvalidParameter, MissingParameter
 from llmage.domain.tasks import MediaSource, TaskDraft, TaskRow, TaskStatus, openai_status
@@ -152,13 +152,13 @@ def video_draft(
         raw["duration"] = seconds_params(seconds, entry, raw)
     if size not in (None, "") and entry is not None:
         raw.update(size_params(size, entry, raw))
-    callback = body.get("callback_url")
+    callback = callback_param(body.get("callback_url"))
     return TaskDraft(
         kind="video",
         raw=raw,
         model=model,
         platform=platform,
-        callback_url=str(callback) if callback else None,
+        callback_url=callback,
     )
 
 

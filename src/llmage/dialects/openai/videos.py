@@ -44,6 +44,15 @@ CREATE_DOC: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": ["model", "prompt"],
+                    "properties": {
+                        "model": {"type": "string"},
+                        "prompt": {
+                            "type": ["string", "number"],
+                            "description": "A number is read as its text",
+                        },
+                        "seconds": {"type": ["string", "integer", "null"]},
+                        "size": {"type": ["string", "null"], "example": "1280x720"},
+                    },
                     "additionalProperties": True,
                 },
                 "example": {
