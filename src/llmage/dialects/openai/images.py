@@ -54,7 +54,7 @@ DOC = {
                 "example": {
                     "model": "qwen-image",
                     "prompt": "a lighthouse",
-                    "size": "256*256",
+                    "size": "1328*1328",
                     "response_format": "url",
                 },
             },
