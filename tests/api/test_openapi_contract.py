@@ -131,8 +131,10 @@ def serve(backend: str, tmp: Path) -> Iterator[str]:
             secret_key=Fernet.generate_key().decode(),
             log_json=False,
             log_level="WARNING",
-            task_workers=False,  # tasks stay queued: no renders, nothing moves under the test
             demo_key=KEY,
+            # Video jobs never finish here (no renders under the test); image jobs finish at
+            # once on their own channel, so synchronous image calls answer.
+            sim_task_latency_ms=3_600_000,
         )
         server = LlmageServer(create_app(s))
         admin = LoopThread(f"openapi-admin-{backend}")
@@ -140,6 +142,13 @@ def serve(backend: str, tmp: Path) -> Iterator[str]:
         try:
             admin.call(platform.start(migrate=False))
             assert admin.call(prepare_demo(platform)) == KEY
+            images = [n for e in platform.catalog.entries() if e.kind.is_image for n in e.names]
+            admin.call(
+                platform.channels.add(
+                    name="sim-images", provider="sim", platform="sim", base_url="",
+                    credential_enc=None, models=images, options={"latency_ms": 0}, priority=10,
+                )
+            )  # fmt: skip
             user = admin.call(platform.accounts.user_by_name("demo"))
             assert user is not None
             admin.call(platform.ledger.credit(user.id, 10**6 * MICROS_PER_UNIT, "openapi:funds"))

@@ -9,9 +9,10 @@ from __future__ import annotations
 from llmage.auth.crypto import CredentialBox
 from llmage.auth.keys import KeyCache
 from llmage.billing.ledger import Ledger
+from llmage.billing.reconcile import Violation, reconcile
 from llmage.catalog import load_catalog, load_catalog_file
 from llmage.db.engine import Database
-from llmage.db.migrate import upgrade_async
+from llmage.db.migrate import upgrade, upgrade_async
 from llmage.db.repos.accounts import AccountRepo
 from llmage.db.repos.channels import ChannelRepo
 from llmage.db.repos.holds import HoldRepo
@@ -26,6 +27,7 @@ from llmage.providers.sim_media import SimMediaProvider
 from llmage.providers.transport import Transport
 from llmage.services.chat import ChatService
 from llmage.services.media import MediaService
+from llmage.services.media_links import MediaLinks
 from llmage.services.poller import TaskPoller
 from llmage.services.routing import ChannelDirectory
 from llmage.services.sweeper import HoldSweeper
@@ -34,6 +36,11 @@ from llmage.services.webhooks import WebhookSender
 from llmage.settings import Settings
 from llmage.storage.factory import make_storage
 from llmage.storage.video_tools import SimRenderer
+
+
+def upgrade_schema(settings: Settings) -> None:
+    """Bring the database schema to the newest version, in place (`llmage migrate`)."""
+    upgrade(settings.effective_database_url)
 
 
 class Platform:
@@ -61,6 +68,10 @@ class Platform:
             pool_size=s.upstream_pool_size,
             connect_timeout=s.upstream_connect_timeout,
             read_timeout=s.upstream_read_timeout,
+            total_timeout=s.upstream_total_timeout,
+            stream_total_timeout=s.upstream_stream_total_timeout,
+            stream_gap_timeout=s.upstream_stream_gap_timeout,
+            keepalive_expiry=s.upstream_keepalive_expiry,
         )
         self.providers = ProviderRegistry(
             self.transport,
@@ -78,6 +89,8 @@ class Platform:
             ledger=self.ledger,
             default_max_tokens=s.chat_default_max_tokens,
             attachment_tokens=s.image_token_estimate,
+            call_timeout=s.upstream_total_timeout,
+            stream_timeout=s.upstream_stream_total_timeout,
         )
         self.storage = make_storage(s)
         self.fetcher = GuardedFetcher(
@@ -86,7 +99,10 @@ class Platform:
             allow_hosts=frozenset(s.fetch_allow_hosts),
         )
         self.media = MediaService(
-            self.storage, self.fetcher, self.media_secret, s.media_url_ttl, s.max_input_file_bytes
+            self.storage,
+            self.fetcher,
+            MediaLinks(self.storage, self.media_secret, s.media_url_ttl),
+            s.max_input_file_bytes,
         )
         self.poller = TaskPoller(
             settings=s,
@@ -116,9 +132,7 @@ class Platform:
             base_url=self.poller.base_url,
             retry_base_seconds=s.webhook_retry_base_seconds,
         )
-        self.sweeper = HoldSweeper(
-            self.holds, self.ledger, max_age_seconds=s.chat_hold_max_age_seconds
-        )
+        self.sweeper = HoldSweeper(self.holds, self.ledger, max_age_seconds=s.chat_hold_max_age)
         self._workers = False
 
     async def start(self, *, migrate: bool = True, workers: bool = False) -> None:
@@ -130,6 +144,10 @@ class Platform:
             await self.webhooks.start()
             await self.sweeper.start()
             self._workers = True
+
+    async def reconcile(self) -> list[Violation]:
+        """Every money invariant over the whole ledger; the rules broken, with sample rows."""
+        return await reconcile(self.db.engine)
 
     async def close(self) -> None:
         if self._workers:

@@ -13,20 +13,29 @@ from llmage.dialects import api_doc
 from llmage.dialects.http import JSONBytes, authenticate, platform_of
 from llmage.dialects.native.schemas import Estimate, NativeError, Submitted, Task
 from llmage.dialects.submission import (
-    callback_param,
+    CALLBACK_URL,
+    controls,
     convert_files,
     file_slots,
+    idempotency_key,
     read_submission,
-    text_param,
 )
-from llmage.domain.errors import LlmageError, MissingParameter
+from llmage.domain.errors import LlmageError
 from llmage.domain.money import format_amount
+from llmage.domain.params import ParamSpec, read_fields
 from llmage.domain.tasks import MediaSource, TaskDraft
 from llmage.services.task_views import native_view
 
 router = APIRouter(prefix="/llmage", tags=["Native (llmage)"])
 
-_CONTROL = ("llmid", "model", "callback_url")
+# The fields read here; everything else is the model's parameters.
+_CONTROL = (
+    ParamSpec("llmid", "string", required=True, max_length=64),
+    ParamSpec("model", "string", max_length=128),
+    CALLBACK_URL,
+)
+_TASKID = (ParamSpec("taskid", "string", required=True, max_length=64),)
+# What /openapi.json says of them (the model's own parameters: GET /llmage/models).
 _CONTROL_FIELDS = {
     "llmid": {"type": "string", "description": "The catalog entry (GET /llmage/models)"},
     "model": {"type": ["string", "null"], "description": "One of the entry's model names"},
@@ -85,21 +94,17 @@ async def _draft(request: Request) -> TaskDraft:
     p = platform_of(request)
     fields = await read_submission(request, p.settings.max_upload_bytes)
     _spill_numbered(fields)
-    llmid = text_param(fields.get("llmid"), "llmid")
-    model = text_param(fields.get("model"), "model")
-    if not llmid:
-        raise MissingParameter("llmid")
-    raw = convert_files(
-        {k: v for k, v in fields.items() if k not in _CONTROL}, file_slots(p.catalog)
-    )
+    control, rest = controls(fields, _CONTROL)
+    llmid = control["llmid"]
+    raw = convert_files(rest, file_slots(p.catalog))
     entry = p.catalog.by_llmid(llmid)
     kind = "image" if entry is not None and entry.kind.is_image else "video"
     return TaskDraft(
         kind=kind,
         raw=raw,
         llmid=llmid,
-        model=model,
-        callback_url=callback_param(fields.get("callback_url")),
+        model=control.get("model"),
+        callback_url=control.get("callback_url"),
     )
 
 
@@ -117,7 +122,7 @@ async def submit_video(request: Request) -> Response:
     auth = await authenticate(request)
     draft = await _draft(request)
     row = await platform_of(request).tasks.submit(
-        auth, draft, dialect="native", idempotency_key=request.headers.get("idempotency-key")
+        auth, draft, dialect="native", idempotency_key=idempotency_key(request)
     )
     # The seed's example answers the submit with a lower-case status.
     return JSONBytes({"taskid": row.id, "status": row.status.value.lower()})
@@ -156,16 +161,16 @@ async def estimate(request: Request) -> Response:
 
 
 async def _taskid(request: Request) -> str:
-    taskid = request.query_params.get("taskid")
-    if not taskid and request.method == "POST":
+    fields: dict[str, Any] = {}
+    given = [v for v in request.query_params.getlist("taskid") if v]
+    if given:
+        fields["taskid"] = given[0] if len(given) == 1 else given
+    elif request.method == "POST":
         try:
             fields = await read_submission(request, 1 << 16)
         except LlmageError:  # no body, or not one we can read: it just carries no taskid
             fields = {}
-        taskid = fields.get("taskid")
-    if not taskid:
-        raise MissingParameter("taskid")
-    return str(taskid)
+    return str(read_fields(_TASKID, fields)["taskid"])
 
 
 async def task_status(request: Request) -> Response:

@@ -26,10 +26,10 @@ from llmage.dialects.openai.image_translate import (
     response_format,
 )
 from llmage.dialects.openai.schemas import ImagesResponse, ImageTask, OpenAIError
-from llmage.dialects.openai.task_detail import is_file_ref
 from llmage.dialects.openai.videos import base_url, detail_of, owned_task, wants_detail
-from llmage.dialects.submission import file_slots, read_submission
+from llmage.dialects.submission import file_slots, idempotency_key, read_submission
 from llmage.domain.errors import UpstreamError, UpstreamKind
+from llmage.domain.stored_files import slot_files
 from llmage.domain.tasks import TaskRow, TaskStatus
 
 router = APIRouter(prefix="/v1", tags=["OpenAI"])
@@ -44,7 +44,10 @@ DOC = {
                     "required": ["model", "prompt"],
                     "properties": {
                         "model": {"type": "string"},
-                        "prompt": {"type": "string"},
+                        "prompt": {
+                            "type": ["string", "number"],
+                            "description": "A number is read as its text",
+                        },
                         "n": {"type": ["integer", "null"], "minimum": 1},
                         "size": {"type": ["string", "null"]},
                         "response_format": {"enum": ["b64_json", "url", None]},
@@ -87,14 +90,12 @@ async def image_items(
     request: Request, row: TaskRow, fmt: str, *, data_uri: bool
 ) -> list[dict[str, Any]]:
     p = platform_of(request)
-    refs = [r for r in (row.outputs or {}).get("images", []) if is_file_ref(r)]
+    images = row.outputs.get("images")
+    files = slot_files(images) if images is not None else ()
     if fmt == "url":
         root = base_url(request)
-        return [{"url": p.media.url(r, root, f"image{i + 1}")} for i, r in enumerate(refs)]
-    return [
-        b64_item(await p.storage.read_all(str(r["key"])), str(r["content_type"]), data_uri=data_uri)
-        for r in refs
-    ]
+        return [{"url": p.media.url(f, root, f"image{i + 1}")} for i, f in enumerate(files)]
+    return [b64_item(await p.media.read_all(f), f.content_type, data_uri=data_uri) for f in files]
 
 
 async def create_image(
@@ -108,7 +109,7 @@ async def create_image(
     slots = file_slots(p.catalog)
     draft = image_draft(fields, p.catalog, slots, edit=edit, platform=platform)
     row = await p.tasks.submit(
-        auth, draft, dialect="openai", idempotency_key=request.headers.get("idempotency-key")
+        auth, draft, dialect="openai", idempotency_key=idempotency_key(request)
     )
     if run_async:
         return JSONBytes(image_task(row, None))
