@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmage.console import errors as console_errors
 from llmage.console.api import ROUTERS as console_routers
+from llmage.dialects import api_doc
 from llmage.dialects.http import JSONBytes
 from llmage.dialects.media.routes import router as media_router
 from llmage.dialects.native import errors as native_errors
@@ -45,7 +46,7 @@ log = logging.getLogger("llmage.http")
 def _dialect_error(path: str, exc: LlmageError) -> Response:
     """The one place that picks the error envelope: by the dialect the path belongs to. A call
     that failed after it got a usage record names it, as a successful one does."""
-    if path.startswith("/llmage/"):
+    if path.startswith(("/llmage/", "/media/")):
         response = native_errors.error_response(exc)
     elif path.startswith("/api/"):
         response = console_errors.error_response(exc)
@@ -64,6 +65,16 @@ def _bug_response(path: str, exc: Exception) -> Response:
     err = LlmageError("Internal server error")
     err.status, err.type, err.code = 500, "server_error", "internal_error"
     return _dialect_error(path, err)
+
+
+def _allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches({**scope, "method": next(iter(route.methods))})
+            if match is Match.FULL:
+                methods.update(route.methods)
+    return sorted(methods)
 
 
 class BugBarrier:
@@ -261,15 +272,51 @@ def create_app(settings: Settings | None = None) -> HotPath:
             return _dialect_error(request.url.path, NotFound(f"No route {request.url.path}"))
         err = LlmageError(str(exc.detail))
         err.status = exc.status_code
-        return _dialect_error(request.url.path, err)
+        response = _dialect_error(request.url.path, err)
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; RFC 9110 wants
+            # every method the resource supports (GET and POST /llmage/tasks are two routes).
+            response.headers["Allow"] = ", ".join(_allowed_methods(request.app, request.scope))
+        return response
 
-    @app.get("/healthz", tags=["Operations"], summary="Liveness and database reachability")
+    @app.get(
+        "/healthz",
+        tags=["Operations"],
+        summary="Liveness and database reachability",
+        responses={
+            200: {
+                "description": "Up, and the database answers",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["status"],
+                            "properties": {"status": {"const": "ok"}},
+                        }
+                    }
+                },
+            },
+            "5XX": {"description": "The database does not answer"},
+        },
+    )
     async def healthz(request: Request) -> Response:
         platform: Platform = request.app.state.platform
         await platform.db.ping()
         return JSONBytes({"status": "ok"})
 
-    @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["Operations"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format",
+                "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
@@ -288,6 +335,7 @@ def create_app(settings: Settings | None = None) -> HotPath:
     )
     for router in routers:
         app.include_router(router)
+    api_doc.install(app)
     # Hot endpoints served by plain Starlette routes placed first, in the same relative order
     # (taken from the routers themselves: the app may wrap included routers in its own types).
     lean_routes = [

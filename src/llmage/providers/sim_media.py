@@ -5,6 +5,9 @@ come from the channel options, with defaults from the constructor (like the chat
   latency_ms           how long a job runs, from submit to SUCCEEDED (PENDING for the first 20%)
   failure_rate         probability (0..1) that a job ends FAILED (error_code "sim_failure")
   submit_failure_rate  probability (0..1) that submit raises a retryable UpstreamError
+  gate_file            a path: jobs stay RUNNING (progress ≤ 99) until that file exists, then
+                       finish as their latency says; lets a test or a demo release jobs on cue
+                       instead of racing a timer (the file is only tested for existence)
 
 Restart-safe: the upstream id carries the submit time and the latency, and the poller passes the
 same TaskSubmission on every poll, so any instance (a fresh process included) can answer a poll.
@@ -39,6 +42,7 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 from llmage.domain.errors import UpstreamError, UpstreamKind
@@ -250,6 +254,7 @@ class SimMediaProvider:
         submit_failure_rate: float = 0.0,
         cache: MediaCache | None = None,
         renderer: MediaRenderer | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._defaults = {
             "latency_ms": latency_ms,
@@ -258,6 +263,7 @@ class SimMediaProvider:
         }
         self.cache = cache if cache is not None else _DEFAULT_CACHE
         self._renderer = renderer
+        self._clock = clock  # wall-clock seconds: the upstream id carries a wall-clock start
         # Ids cancelled through this instance: best effort, like a real upstream's cancel.
         self._cancelled: OrderedDict[str, None] = OrderedDict()
 
@@ -295,7 +301,7 @@ class SimMediaProvider:
             raise UpstreamError(
                 UpstreamKind.RETRYABLE, "sim: injected submit failure", upstream_status=503
             )
-        start_ms = int(time.time() * 1000)
+        start_ms = int(self._clock() * 1000)
         latency_ms = max(0, int(self._opt(channel, "latency_ms")))
         return f"sim-{start_ms:x}-{latency_ms:x}-{secrets.token_hex(6)}"
 
@@ -312,7 +318,7 @@ class SimMediaProvider:
                 status=TaskStatus.FAILED, error_code="cancelled", error_message="sim: cancelled"
             )
         start_ms, latency_ms = int(match[1], 16), int(match[2], 16)
-        elapsed_ms = time.time() * 1000 - start_ms
+        elapsed_ms = self._clock() * 1000 - start_ms
         remaining = max(latency_ms - elapsed_ms, 0.0) / 1000
         hint = min(max(remaining, 0.05), 5.0)
         if elapsed_ms < latency_ms * PENDING_SHARE:
@@ -320,6 +326,9 @@ class SimMediaProvider:
         if elapsed_ms < latency_ms:
             progress = max(1, min(99, int(100 * elapsed_ms / latency_ms)))
             return TaskPoll(status=TaskStatus.RUNNING, progress=progress, poll_after=hint)
+        gate = channel.options.get("gate_file")
+        if gate and not await asyncio.to_thread(Path(str(gate)).exists):
+            return TaskPoll(status=TaskStatus.RUNNING, progress=99, poll_after=0.1)
         # A uniform draw fixed per job (a hash of its id), so every poll agrees on its fate.
         if _hash64(upstream_id) / 2**64 < self._opt(channel, "failure_rate"):
             return TaskPoll(
