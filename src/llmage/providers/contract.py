@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from llmage.domain.credentials import ApiKey, Credentials, KeyPool
+
 
 @dataclass(frozen=True, slots=True)
 class Channel:
@@ -16,7 +18,7 @@ class Channel:
     provider: str
     platform: str
     base_url: str
-    api_key: str | None = field(repr=False)
+    credentials: Credentials | None = field(repr=False)
     models: frozenset[str]
     model_map: Mapping[str, str]
     options: Mapping[str, Any]
@@ -25,6 +27,15 @@ class Channel:
 
     def upstream_model(self, model: str) -> str:
         return self.model_map.get(model, model)
+
+    @property
+    def api_key(self) -> str | None:
+        """The key of a single-key channel (chat relays sign with it); a pool's first key."""
+        if isinstance(self.credentials, ApiKey):
+            return self.credentials.key
+        if isinstance(self.credentials, KeyPool):
+            return self.credentials.keys[0]
+        return None
 
 
 class ChatProvider(Protocol):
