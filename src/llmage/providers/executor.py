@@ -34,7 +34,7 @@ from llmage.providers.tasks import (
     TaskRef,
 )
 from llmage.providers.upstream import TransportFailure, Upstream
-from llmage.providers.wire import UpstreamReply, UpstreamRequest
+from llmage.providers.wire import UpstreamReply, UpstreamRequest, join_url
 
 log = logging.getLogger(__name__)
 
@@ -180,10 +180,13 @@ class TaskExecutor:
     ) -> TaskOutput:
         if output.fetch is None:
             return output
+        fetch = output.fetch
+        if "://" not in fetch.url:
+            fetch = dataclasses.replace(fetch, url=join_url(ctx.base_url, fetch.url))
         reply = await self.call(
             adapter,
             ctx,
-            output.fetch,
+            fetch,
             op="download",
             deadline=self._download_timeout,
             max_bytes=MAX_DOWNLOAD_BYTES,

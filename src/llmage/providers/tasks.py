@@ -98,6 +98,8 @@ class Submitted:
 
     upstream_id: str
     state: Mapping[str, str] = field(default_factory=dict)
+    # A synchronous upstream (OpenAI images) answers the create with the result itself.
+    result: PollResult | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +114,9 @@ class TaskRef:
 @dataclass(frozen=True, slots=True)
 class TaskOutput:
     """One produced file: bytes, a (short-lived, public) URL the media service copies through the
-    guarded fetcher, or an authenticated `fetch` the executor runs with the channel's signature."""
+    guarded fetcher, or an authenticated `fetch` the executor runs with the channel's signature
+    (a `fetch` URL without a scheme is joined to the channel's base URL: parse steps have no
+    context)."""
 
     kind: str  # "video" | "cover" | "image"
     content_type: str

@@ -19,15 +19,18 @@ from llmage.db.repos.usage import UsageRepo
 from llmage.db.repos.webhooks import WebhookRepo
 from llmage.domain.catalog import Catalog
 from llmage.net.fetch import GuardedFetcher
+from llmage.providers.executor import TaskExecutor
 from llmage.providers.registry import ProviderRegistry
 from llmage.providers.sim import SimProvider
-from llmage.providers.sim_media import SimMediaProvider
+from llmage.providers.sim_media import SimMediaUpstream
 from llmage.providers.transport import Transport
+from llmage.providers.upstream import HttpUpstream, RoutedUpstream
 from llmage.services.chat import ChatService
 from llmage.services.media import MediaService
 from llmage.services.poller import TaskPoller
 from llmage.services.routing import ChannelDirectory
 from llmage.services.sweeper import HoldSweeper
+from llmage.services.task_settle import TaskSettler
 from llmage.services.tasks import TaskService
 from llmage.services.webhooks import WebhookSender
 from llmage.settings import Settings
@@ -67,7 +70,14 @@ class Platform:
                 token_delay_ms=s.sim_token_delay_ms,
                 failure_rate=s.sim_failure_rate,
             ),
-            SimMediaProvider(latency_ms=s.sim_task_latency_ms, renderer=SimRenderer()),
+        )
+        # Every task adapter's requests go through this one executor: HTTP for real upstreams,
+        # in process for the built-in `sim://` media server.
+        self.sim_media = SimMediaUpstream(latency_ms=s.sim_task_latency_ms, renderer=SimRenderer())
+        self.executor = TaskExecutor(
+            RoutedUpstream(HttpUpstream(self.transport), {"sim": self.sim_media}),
+            timeout=s.task_upstream_timeout_seconds,
+            download_timeout=s.task_download_timeout_seconds,
         )
         self.chat = ChatService(
             catalog=self.catalog,
@@ -90,10 +100,11 @@ class Platform:
             settings=s,
             catalog=self.catalog,
             repo=self.task_repo,
-            ledger=self.ledger,
+            settler=TaskSettler(catalog=self.catalog, ledger=self.ledger, currency=s.currency),
             media=self.media,
             directory=self.directory,
             providers=self.providers,
+            executor=self.executor,
         )
         self.tasks = TaskService(
             catalog=self.catalog,

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from llmage.auth.crypto import CredentialBox
 from llmage.db.repos.channels import ChannelRepo, ChannelRow
+from llmage.domain.credentials import load_secret
 from llmage.providers.contract import Channel
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,13 @@ class ChannelDirectory:
 
     def _decrypt(self, row: ChannelRow) -> Channel | None:
         try:
-            key = self._box.open(row.credential_enc) if row.credential_enc else None
+            creds = (
+                load_secret(row.credential_type, self._box.open(row.credential_enc))
+                if row.credential_enc
+                else None
+            )
         except ValueError:
-            log.error("channel %s: credential cannot be decrypted; channel skipped", row.name)
+            log.error("channel %s: credential cannot be read; channel skipped", row.name)
             return None
         return Channel(
             id=row.id,
@@ -58,7 +63,7 @@ class ChannelDirectory:
             provider=row.provider,
             platform=row.platform,
             base_url=row.base_url,
-            api_key=key,
+            credentials=creds,
             models=frozenset(row.models),
             model_map=row.model_map,
             options=row.options,
@@ -101,6 +106,10 @@ class ChannelDirectory:
             ]
             self._matches[key] = found
         return found if len(found) < 2 else order_channels(found, self._rng)
+
+    def invalidate(self) -> None:
+        """Reload on next use (a channel was added, changed or removed in this process)."""
+        self._expires = 0.0
 
     async def platforms(self) -> set[str]:
         return {c.platform for c in await self.all()}

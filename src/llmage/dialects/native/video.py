@@ -87,7 +87,7 @@ async def submit_video(request: Request) -> Response:
         auth, draft, dialect="native", idempotency_key=request.headers.get("idempotency-key")
     )
     # The seed's example answers the submit with a lower-case status.
-    return JSONBytes({"taskid": row.id, "status": row.status.value.lower()})
+    return JSONBytes({"taskid": row.id, "status": row.status.public.value.lower()})
 
 
 @router.post(
