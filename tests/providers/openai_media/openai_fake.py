@@ -57,7 +57,7 @@ class OpenAIMediaFake(FakeUpstream):
             await self.guard(request, "create")
             return _error(400, "Expected multipart/form-data", "invalid_request")
         form = await request.post()
-        body, denied = await self.guard(request, "create")
+        _, denied = await self.guard(request, "create")
         if denied is not None:
             return denied
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
@@ -160,7 +160,7 @@ class OpenAIMediaFake(FakeUpstream):
         return web.json_response({"created": int(time.time()), "data": data, "usage": usage})
 
     async def _generate(self, request: web.Request) -> web.StreamResponse:
-        body, denied = await self.guard(request, "images")
+        _, denied = await self.guard(request, "images")
         if denied is not None:
             return denied
         if request.content_type != "application/json":
