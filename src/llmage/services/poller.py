@@ -30,12 +30,12 @@ import random
 import secrets
 from typing import Any
 
-from llmage.db.money_store import now_ms
-from llmage.db.repos.tasks import TaskRepo, TaskRow, TaskStateChanged
+from llmage.db.repos.tasks import TaskRepo, TaskStateChanged
 from llmage.domain.catalog import Catalog
+from llmage.domain.clock import now_ms
 from llmage.domain.credentials import pool_size, secret_values
 from llmage.domain.errors import UpstreamError, UpstreamKind
-from llmage.domain.tasks import TaskStatus
+from llmage.domain.tasks import TaskRow, TaskStatus
 from llmage.observability import metrics
 from llmage.providers.contract import Channel
 from llmage.providers.executor import SubmitOutcomeUnknown, TaskExecutor

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmage.billing.ledger import Hold, Ledger
-from llmage.db.money_store import DuplicateRef, now_ms
-from llmage.db.repos.accounts import KeyAuth
-from llmage.db.repos.tasks import TaskRepo, TaskRow, TaskStateChanged, advance_stmt, insert_stmt
+from llmage.db.money import DuplicateRef
+from llmage.db.repos.tasks import TaskRepo, TaskStateChanged, advance_stmt, insert_stmt
 from llmage.domain.catalog import Catalog, ModelEntry, ModelKind
+from llmage.domain.clock import now_ms
 from llmage.domain.errors import (
     Conflict,
     InsufficientBalance,
@@ -27,7 +27,8 @@ from llmage.domain.errors import (
 from llmage.domain.ids import public_id
 from llmage.domain.media_pricing import quote_media
 from llmage.domain.params import normalize_params
-from llmage.domain.tasks import MediaSource, TaskDraft, TaskStatus
+from llmage.domain.principal import KeyAuth
+from llmage.domain.tasks import MediaSource, TaskDraft, TaskRow, TaskStatus
 from llmage.observability import metrics
 from llmage.services.media import MediaService, request_fingerprint
 from llmage.services.routing import ChannelDirectory

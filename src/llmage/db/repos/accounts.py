@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from llmage.db.money_store import now_ms
 from llmage.db.tables import accounts, api_keys, users
+from llmage.domain.clock import now_ms
+from llmage.domain.principal import KeyAuth
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,18 +37,6 @@ class KeyRow:
     models: tuple[str, ...] | None
     spend_limit: int | None
     spent: int
-
-
-@dataclass(frozen=True, slots=True)
-class KeyAuth:
-    """What a request needs to know about its key; cached in memory by the auth layer."""
-
-    key_id: int
-    user_id: int
-    username: str
-    role: str
-    models: frozenset[str] | None
-    expires_at: int | None
 
 
 def _key_row(r: object) -> KeyRow:
