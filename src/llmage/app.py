@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from llmage.dialects.admin.channels import router as admin_channels_router
 from llmage.dialects.http import JSONBytes
 from llmage.dialects.media.routes import router as media_router
 from llmage.dialects.native import errors as native_errors
@@ -206,6 +207,7 @@ def create_app(settings: Settings | None = None) -> HotPath:
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     routers = (
+        admin_channels_router,
         native_router,
         native_video_router,
         media_router,

@@ -106,11 +106,39 @@ def secret_values(creds: Credentials | None) -> tuple[str, ...]:
 
 
 def describe(creds: Credentials | None) -> str:
-    """A safe one-line description for listings: type and a short fingerprint, no secret."""
+    """A safe one-line description for listings: the type only, no part of any secret."""
     if creds is None:
         return "-"
     if isinstance(creds, ApiKey):
-        return f"key …{creds.key[-4:]}" if len(creds.key) >= 12 else "key"
+        return "key"
     if isinstance(creds, KeyPair):
-        return f"pair {creds.access_key[:4]}…"
+        return "pair"
     return f"pool of {len(creds.keys)}"
+
+
+def from_fields(
+    *,
+    api_key: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    api_keys: str | list[str] | None = None,
+) -> Credentials | None:
+    """The credential an operator typed (CLI flags, admin API fields): exactly one of a key,
+    an access/secret pair, or a pool (a list, or comma-separated). ValueError names the field."""
+    pool = [k.strip() for k in api_keys.split(",")] if isinstance(api_keys, str) else api_keys or []
+    pool = [k for k in pool if k]
+    given = [n for n, v in (("api_key", api_key), ("access_key", access_key),
+                            ("api_keys", pool)) if v]  # fmt: skip
+    if len(given) > 1:
+        raise ValueError(f"give one credential, not {' and '.join(given)}")
+    if secret_key and not access_key:
+        raise ValueError("secret_key needs access_key")
+    if access_key:
+        if not secret_key:
+            raise ValueError("access_key needs secret_key")
+        return KeyPair(access_key, secret_key)
+    if api_key:
+        return ApiKey(api_key)
+    if pool:
+        return KeyPool(tuple(pool))
+    return None

@@ -26,6 +26,7 @@ from llmage.providers.sim import SimProvider
 from llmage.providers.sim_media import SimMediaUpstream
 from llmage.providers.transport import Transport
 from llmage.providers.upstream import HttpUpstream, RoutedUpstream
+from llmage.services.channels import ChannelService
 from llmage.services.chat import ChatService
 from llmage.services.media import MediaService
 from llmage.services.poller import TaskPoller
@@ -80,6 +81,15 @@ class Platform:
             RoutedUpstream(HttpUpstream(self.transport), {"sim": self.sim_media}),
             timeout=s.task_upstream_timeout_seconds,
             download_timeout=s.task_download_timeout_seconds,
+        )
+        self.channel_ops = ChannelService(
+            repo=self.channels,
+            tasks=self.task_repo,
+            box=self.box,
+            directory=self.directory,
+            providers=self.providers,
+            executor=self.executor,
+            catalog=self.catalog,
         )
         self.chat = ChatService(
             catalog=self.catalog,

@@ -253,3 +253,16 @@ def test_openai_images_generate_and_edit(stack: Stack, up: OpenAIMediaFake) -> N
     edit = [s for s in up.requests if s.op == "edits"][-1]
     assert edit.headers["Content-Type"].startswith("multipart/form-data")
     assert stack.reconcile() == []
+
+
+def test_channel_test_probes_a_task_only_channel(stack: Stack, up: OpenAIMediaFake) -> None:
+    """`llmage channel test` / POST /api/admin/channels/{id}/test on a channel serving only
+    video models: an authenticated GET /videos?limit=1, never a create."""
+    ops = stack.platform.channel_ops
+    good = stack.admin.call(ops.test(f"openai-media-{stack.backend}"))
+    assert good.ok and good.call == "probe", good
+    bad = stack.admin.call(ops.test(f"openai-badkey-{stack.backend}"))
+    assert (bad.ok, bad.call, bad.kind) == (False, "probe", "auth")
+    assert up.creates == 0
+    probes = [s for s in up.requests if s.op == "list"]
+    assert [s.query for s in probes] == [{"limit": "1"}, {"limit": "1"}]

@@ -1,0 +1,1 @@
+"""The admin JSON API (`/api/admin/...`): operations for operators and the console."""
