@@ -289,7 +289,7 @@ class TaskPoller:
         metrics.UPSTREAM_ERRORS.labels(channel.provider, exc.kind.value).inc()
         self._health(channel, exc.kind)
         if exc.kind.transient and row.polls < _SUBMIT_ATTEMPTS:
-            delay = max(self._backoff(row), int((exc.retry_after or 0) * 1000))
+            delay = self._retry_delay(row, channel, exc)
             back = {"channel_id": None, "provider": None, "upstream_state": None}
             await self._settle.move(row, TaskStatus.CREATED, back, delay)
             return
@@ -328,8 +328,7 @@ class TaskPoller:
             return
         except UpstreamError as exc:
             if exc.kind.transient or exc.kind in (UpstreamKind.TIMEOUT, UpstreamKind.UPSTREAM_BUG):
-                delay = max(self._backoff(row), int((exc.retry_after or 0) * 1000))
-                await self._settle.move(row, row.status, {}, delay)
+                await self._settle.move(row, row.status, {}, self._retry_delay(row, channel, exc))
             else:
                 await self._settle.fail(row, *self._reason(channel, exc))
             return
@@ -351,8 +350,7 @@ class TaskPoller:
         except UpstreamError as exc:
             metrics.UPSTREAM_ERRORS.labels(channel.provider, exc.kind.value).inc()
             if exc.kind.transient or exc.kind in (UpstreamKind.TIMEOUT, UpstreamKind.UPSTREAM_BUG):
-                delay = max(self._backoff(row), int((exc.retry_after or 0) * 1000))
-                await self._settle.move(row, row.status, {}, delay)
+                await self._settle.move(row, row.status, {}, self._retry_delay(row, channel, exc))
                 return
             # 401, 404, task gone...: polling again cannot help. End it and refund.
             self._health(channel, exc.kind)
@@ -435,6 +433,14 @@ class TaskPoller:
     def _recover_delay(self, adapter: TaskAdapter) -> int:
         # Give the upstream's list a moment to show a task it has just created.
         return int(max(self._s.task_poll_interval_ms, adapter.poll_interval * 1000))
+
+    def _retry_delay(self, row: TaskRow, channel: Channel, exc: UpstreamError) -> int:
+        """The upstream's Retry-After when it gave one (never below the channel's base poll
+        interval), else exponential backoff."""
+        if exc.retry_after is not None:
+            floor = float(channel.options.get("poll_interval_ms", self._s.task_poll_interval_ms))
+            return int(max(exc.retry_after * 1000, floor))
+        return self._backoff(row)
 
     @staticmethod
     def _backoff(row: TaskRow) -> int:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from llmage.auth.crypto import CredentialBox
 from llmage.db.repos.channels import ChannelRepo, ChannelRow
 from llmage.domain.credentials import load_secret
+from llmage.observability import metrics
 from llmage.providers.contract import Channel
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ class ChannelDirectory:
                     }
                     # Disabled channels take no new work but still finish their running tasks.
                     self._by_id = {i: c for i, (c, _) in decrypted.items()}
+                    for c, _ in decrypted.values():
+                        # Placeholder until circuit breakers exist: every breaker is closed.
+                        metrics.CHANNEL_BREAKER.labels(c.name).set(0)
                     self._channels = [c for c, enabled in decrypted.values() if enabled]
                     self._matches = {}
                     self._expires = time.monotonic() + self._ttl

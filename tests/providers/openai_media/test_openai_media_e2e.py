@@ -266,3 +266,25 @@ def test_channel_test_probes_a_task_only_channel(stack: Stack, up: OpenAIMediaFa
     assert up.creates == 0
     probes = [s for s in up.requests if s.op == "list"]
     assert [s.query for s in probes] == [{"limit": "1"}, {"limit": "1"}]
+
+
+def test_poll_rate_limit_is_retried_a_poll_401_ends_and_refunds(
+    stack: Stack, up: OpenAIMediaFake
+) -> None:
+    up.fail_next(
+        "poll",
+        429,
+        {"error": {"message": "slow down", "type": "requests", "code": "rate_limit"}},
+        headers={"Retry-After": "0"},
+        times=2,
+    )
+    acc = account(stack)
+    done = drive_native(stack, acc, {"llmid": HH_T2V, "prompt": "patience", "duration": 4})
+    assert done["status"] == "SUCCEEDED", done
+
+    up.fail_next("poll", 401, {"error": {"message": "key revoked", "code": "invalid_api_key"}})
+    before = stack.balance(acc.user_id)
+    done = drive_native(stack, acc, {"llmid": HH_T2V, "prompt": "revoked", "duration": 4})
+    assert done["status"] == "FAILED"
+    assert done["error"]["code"] == "auth"
+    assert stack.wait_settled(acc.user_id) == (before[0], 0)
