@@ -262,24 +262,17 @@ class ChannelService:
 
     # -- test -----------------------------------------------------------------------------------
 
-    def _serves_chat(self, channel: Channel) -> bool:
-        if "*" in channel.models:
-            return True
-        for name in channel.models:
-            entries = self._catalog.by_name(name)
+    def _chat_model(self, channel: Channel) -> str | None:
+        """The upstream name of a chat model this channel serves (None: it serves none)."""
+        for name in sorted(channel.models):
+            entries = [*self._catalog.by_name(name)]
             by_id = self._catalog.by_llmid(name)
             if by_id is not None:
-                entries = [*entries, by_id]
-            if any(e.kind is ModelKind.CHAT for e in entries):
-                return True
-        return False
-
-    def _chat_model(self, channel: Channel) -> str:
-        for name in channel.models:
-            entries = [*self._catalog.by_name(name)]
-            if any(e.kind is ModelKind.CHAT for e in entries) or name == "*":
-                return channel.upstream_model(name) if name != "*" else "gpt-4o-mini"
-        return channel.upstream_model(next(iter(channel.models)))
+                entries.append(by_id)
+            chat = next((e for e in entries if e.kind is ModelKind.CHAT), None)
+            if chat is not None:
+                return channel.upstream_model(name if name in chat.names else chat.default_name)
+        return None
 
     async def test(self, ident: str) -> ProbeResult:
         view = await self.show(ident)
@@ -292,10 +285,11 @@ class ChannelService:
         started = time.perf_counter()
         call = "none"
         try:
-            if chat is not None and (adapter is None or self._serves_chat(channel)):
+            model = self._chat_model(channel)
+            if chat is not None and (adapter is None or model is not None):
                 call = "chat"
                 body = {
-                    "model": self._chat_model(channel),
+                    "model": model or channel.upstream_model(sorted(channel.models)[0]),
                     "messages": [{"role": "user", "content": "ping"}],
                     "max_tokens": 1,
                 }
