@@ -210,6 +210,7 @@ def row(**changes: Any) -> TaskRow:
         model="happyhorse-1.0-t2v", dialect="openai", platform=None, status=TaskStatus.RUNNING,
         progress=42, params={"prompt": "a cat", "duration": 4, "resolution": "720p",
         "ratio": "16:9"}, channel_id=1, provider="sim", upstream_id="up-secret",
+        key_index=0, upstream_state={},
         hold_id="h1", quoted=2_400_000, charged=None, usage=None, outputs=None,
         error_code=None, error_message=None, idempotency_key=None, request_hash=None,
         callback_url=None, remix_of=None, created_at=1_700_000_000_123,
