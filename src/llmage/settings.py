@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     task_concurrency: int = 512  # steps in flight per process
     task_poll_interval_ms: float = 1000.0  # first poll delay; grows ×1.5 per poll
     task_poll_max_interval_ms: float = 30000.0
+    # Total deadline of one upstream task call (create, poll, recover, cancel); a create still
+    # unanswered then has an unknown outcome and is recovered, never resent.
+    task_upstream_timeout_seconds: float = 120.0
+    task_download_timeout_seconds: float = 600.0  # copying one result file from upstream
     task_idle_poll_seconds: float = 0.25
     task_stop_grace_seconds: float = 5.0
     task_workers: bool = True  # run the poller and webhook sender in this process

@@ -154,7 +154,7 @@ COMMANDS = {
     ("tasks",): ("list", "show", "cancel"),
     ("user",): ("create", "list"),
     ("key",): ("create", "list", "revoke"),
-    ("channel",): ("add", "list", "enable", "disable"),
+    ("channel",): ("add", "list", "show", "test", "enable", "disable", "remove"),
 }
 
 
@@ -297,7 +297,7 @@ def test_channels_never_show_the_secret(cli: Cli) -> None:
     assert listing.returncode == 0
     assert SECRET not in listing.stdout + listing.stderr
     [row] = [line for line in listing.stdout.splitlines() if " up1 " in line]
-    assert "enabled" in row and "models=a,b" in row and "key=set" in row
+    assert "enabled" in row and "models=a,b" in row and "credential=key" in row
     assert "http://127.0.0.1:9/v1" in row
 
     # At rest: not plaintext, and sealed with this deployment's key.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from llmage.catalog import load_catalog
@@ -177,3 +179,29 @@ def test_media_price_validation() -> None:
         MediaPrice("second", None, {"720p": 1})
     with pytest.raises(ValueError):
         MediaPrice("second", "resolution", {"720p": -1})
+
+
+def test_settle_prices_price_what_the_upstream_reports() -> None:
+    """Ark bills tokens, Vidu credits: the hold is quoted per second (worst case), the charge
+    from the reported usage at the settle rates; without a report, the request price."""
+    base = load_catalog().by_llmid("YjjGgxO_Xma8PWsMjJvps")  # seedance 2.0 t2v
+    assert base is not None
+    price = MediaPrice(
+        unit="second",
+        by="resolution",
+        rates={"480p": 300_000, "720p": 1_000_000},
+        settle_unit="mtoken",
+        settle_rates={"480p": 46_000_000, "720p": 46_000_000},
+    )
+    entry = dataclasses.replace(base, price=price)
+    params = {"prompt": "x", "resolution": "720p", "duration": 5}
+    assert quote_media(entry, params) == 5_000_000
+    # 108,900 tokens at 46 CNY per million = 5.0094 CNY, rounded up to a micro-unit.
+    assert quote_media(entry, {**params, "tokens": 108_900}) == 5_009_400
+    credits = dataclasses.replace(
+        entry, price=dataclasses.replace(price, settle_unit="credit", settle_rates={"*": 31_250})
+    )
+    assert quote_media(credits, {**params, "credits": 20}) == 625_000
+    with pytest.raises(ValueError, match="settle"):
+        MediaPrice(unit="second", by=None, rates={"*": 1}, settle_unit="credit",
+                   settle_rates={"720p": 1})  # fmt: skip

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
+from llmage.domain.credentials import ApiKey
 from llmage.domain.errors import UpstreamError, UpstreamKind
 from llmage.domain.tokens import count_tokens
 from llmage.providers.contract import Channel
@@ -132,6 +133,8 @@ def channel(**overrides: Any) -> Channel:
         "options": {},
     }
     values.update(overrides)
+    key = values.pop("api_key")
+    values["credentials"] = ApiKey(key) if key else None
     return Channel(**values)
 
 

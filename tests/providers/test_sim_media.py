@@ -1,4 +1,5 @@
-"""SimMediaProvider: timeline, real outputs, injected failures, restart safety, render cache."""
+"""The sim media upstream through its adapter and the shared executor: timeline, real outputs,
+injected failures, restart safety, render cache."""
 
 from __future__ import annotations
 
@@ -13,10 +14,32 @@ from PIL import Image
 
 from llmage.domain.errors import UpstreamError, UpstreamKind
 from llmage.domain.tasks import TaskStatus
+from llmage.domain.usage import Usage
 from llmage.providers.contract import Channel
-from llmage.providers.sim_media import MediaCache, SimMediaProvider, video_size
-from llmage.providers.tasks import TaskPoll, TaskSubmission
+from llmage.providers.executor import TaskExecutor
+from llmage.providers.sim_media import MediaCache, SimMediaUpstream, video_size
+from llmage.providers.sim_tasks import SimTaskAdapter
+from llmage.providers.tasks import PollResult, TaskJob, TaskRef
 from llmage.storage.video_tools import SimRenderer, probe
+
+
+class SimMediaProvider:
+    """The sim upstream driven the way the poller drives it: adapter + executor."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.upstream = SimMediaUpstream(**kwargs)
+        self._exec = TaskExecutor(self.upstream)
+        self._adapter = SimTaskAdapter()
+
+    async def submit(self, ch: Channel, submission: TaskJob) -> str:
+        return (await self._exec.submit(self._adapter, ch, submission)).upstream_id
+
+    async def poll(self, ch: Channel, upstream_id: str, submission: TaskJob) -> PollResult:
+        return await self._exec.poll(self._adapter, ch, TaskRef(upstream_id, {}, submission))
+
+    async def cancel(self, ch: Channel, upstream_id: str) -> bool:
+        ref = TaskRef(upstream_id, {}, job())
+        return await self._exec.cancel(self._adapter, ch, ref)
 
 
 def sim(**kwargs: Any) -> SimMediaProvider:
@@ -43,22 +66,27 @@ def channel(**options: Any) -> Channel:
         provider="sim",
         platform="sim",
         base_url="",
-        api_key=None,
+        credentials=None,
         models=frozenset(),
         model_map={},
         options=options,
     )
 
 
-def job(kind: str = "video", **params: Any) -> TaskSubmission:
-    return TaskSubmission(
-        kind=kind, model="sim-model", params={"prompt": "a cat", **params}, media={}
+def job(kind: str = "video", **params: Any) -> TaskJob:
+    return TaskJob(
+        task_id="t1",
+        kind=kind,
+        mode=kind,
+        model="sim-model",
+        params={"prompt": "a cat", **params},
+        media={},
     )
 
 
 async def until_done(
-    provider: SimMediaProvider, ch: Channel, upstream_id: str, submission: TaskSubmission
-) -> TaskPoll:
+    provider: SimMediaProvider, ch: Channel, upstream_id: str, submission: TaskJob
+) -> PollResult:
     for _ in range(200):
         result = await provider.poll(ch, upstream_id, submission)
         if result.status.terminal:
@@ -123,7 +151,7 @@ async def test_video_lifecycle_and_outputs() -> None:
     assert cover[:2] == b"\xff\xd8"
     with Image.open(io.BytesIO(cover)) as image:
         assert image.size == (480, 854)
-    assert done.usage == {"duration": 3, "resolution": "480p", "width": 480, "height": 854}
+    assert done.usage == Usage(seconds=3, resolution="480p", width=480, height=854)
 
 
 async def test_video_by_size_reports_a_resolution_tier() -> None:
@@ -132,7 +160,7 @@ async def test_video_by_size_reports_a_resolution_tier() -> None:
     submission = job(size="624*624", duration=1)
     done = await until_done(provider, ch, await provider.submit(ch, submission), submission)
     assert done.status is TaskStatus.SUCCEEDED
-    assert done.usage == {"duration": 1, "resolution": "480p", "width": 624, "height": 624}
+    assert done.usage == Usage(seconds=1, resolution="480p", width=624, height=624)
 
 
 async def test_image_job_gives_n_pngs() -> None:
@@ -141,7 +169,7 @@ async def test_image_job_gives_n_pngs() -> None:
     submission = job("image", size="512x256", n=2)
     done = await until_done(provider, ch, await provider.submit(ch, submission), submission)
     assert done.status is TaskStatus.SUCCEEDED
-    assert done.usage == {"images": 2}
+    assert done.usage == Usage(images=2)
     assert [o.kind for o in done.outputs] == ["image", "image"]
     datas = [o.data for o in done.outputs]
     assert datas[0] != datas[1]  # n images are n different pictures
@@ -165,7 +193,7 @@ async def test_image_default_and_preset_sizes() -> None:
         assert data is not None
         with Image.open(io.BytesIO(data)) as image:
             assert image.size == size
-        assert done.usage == {"images": 1}
+        assert done.usage == Usage(images=1)
 
 
 async def test_failure_rate_fails_the_job() -> None:
@@ -185,7 +213,7 @@ async def test_submit_failure_rate_raises() -> None:
     provider = sim(submit_failure_rate=1)
     with pytest.raises(UpstreamError) as caught:
         await provider.submit(channel(), job())
-    assert caught.value.kind is UpstreamKind.RETRYABLE
+    assert caught.value.kind is UpstreamKind.RATE_LIMITED  # certainly nothing created
     assert caught.value.retryable
     # Channel options override the constructor defaults.
     assert await sim(submit_failure_rate=1).submit(channel(submit_failure_rate=0), job())
@@ -216,7 +244,7 @@ async def test_restart_safety() -> None:
     clock.advance(0.15)
     done = await until_done(after, channel(), upstream_id, submission)
     assert done.status is TaskStatus.SUCCEEDED
-    assert done.usage["width"] == done.usage["height"] == 720
+    assert done.usage.width == done.usage.height == 720
 
 
 async def test_gate_file_holds_jobs_until_it_exists(tmp_path: Path) -> None:
@@ -241,8 +269,9 @@ async def test_unknown_id_and_cancel() -> None:
     provider = sim(latency_ms=10_000, cache=MediaCache())
     ch = channel()
     submission = job(duration=1)
-    lost = await provider.poll(ch, "sim-nonsense", submission)
-    assert (lost.status, lost.error_code) == (TaskStatus.FAILED, "not_found")
+    with pytest.raises(UpstreamError) as lost:
+        await provider.poll(ch, "sim-nonsense", submission)
+    assert lost.value.kind is UpstreamKind.TASK_GONE  # the poller ends such a task
     upstream_id = await provider.submit(ch, submission)
     assert await provider.cancel(ch, upstream_id) is True
     cancelled = await provider.poll(ch, upstream_id, submission)
@@ -315,7 +344,7 @@ async def test_renderer_problems() -> None:
     ):
         with pytest.raises(UpstreamError) as caught:
             await provider.submit(channel(), submission)
-        assert caught.value.kind is UpstreamKind.RETRYABLE
+        assert caught.value.kind.transient
     # ffmpeg vanished after submit: the job ends instead of being polled forever.
     upstream_id = await sim(latency_ms=0).submit(channel(), submission)
     gone = SimMediaProvider(renderer=BrokenRenderer("ffmpeg not installed"), cache=MediaCache())
@@ -325,4 +354,4 @@ async def test_renderer_problems() -> None:
     crashing = SimMediaProvider(renderer=BrokenRenderer(), cache=MediaCache())
     with pytest.raises(UpstreamError, match="encoder crashed") as caught:
         await crashing.poll(channel(), upstream_id, submission)
-    assert caught.value.kind is UpstreamKind.RETRYABLE
+    assert caught.value.kind.transient

@@ -9,10 +9,12 @@ until the test opens the gate, however slow the machine.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from taskhelp import (
@@ -29,6 +31,7 @@ from taskhelp import (
 
 from conftest import Account
 from llmage.db.repos.tasks import TaskStateChanged
+from llmage.providers.wire import UpstreamReply, UpstreamRequest
 from support.backends import BACKENDS
 
 SUBMIT_ATTEMPTS = 5  # services/poller.py _SUBMIT_ATTEMPTS
@@ -164,42 +167,44 @@ def test_cancel_racing_the_upstream_submit_stops_the_upstream_job(env: TaskEnv) 
     acc = env.account("100")
     before = env.balance(acc.user_id)[0]
     env.stop_server()
-    try:
-        env.start_server(task_workers=False)  # nobody else touches the task
-        taskid = env.submit(acc, {"llmid": SD15_T2V, "prompt": "race", "duration": 4})
-        leased = env.task(taskid)
-        assert leased.status.value == "CREATED"
-        r = env.post("/llmage/tasks/cancel", acc, params={"taskid": taskid})
-        assert r.json()["status"] == "CANCELLED", r.text
-    finally:
-        env.stop_server()
-        env.start_server()
+    env.start_server(task_workers=False)  # nobody but this test steps the task
+    taskid = env.submit(acc, {"llmid": SD15_T2V, "prompt": "race", "duration": 4})
+    leased = env.task(taskid)
+    assert leased.status.value == "CREATED"
 
-    sim = env.platform.providers.task("sim")
-    assert sim is not None
+    # The cancel lands while the create is at the upstream (the task is SUBMITTING): the
+    # upstream seam answers the create only after the user's cancel went through.
+    sim_media = env.platform.sim_media
     started: list[str] = []
     cancelled: list[str] = []
     stop_sent = threading.Event()
-    real_submit, real_cancel = sim.submit, sim.cancel
+    real_send = sim_media.send
 
-    async def submit(channel: object, job: object) -> str:
-        upstream_id = await real_submit(channel, job)  # type: ignore[arg-type]
-        started.append(upstream_id)
-        return upstream_id
+    async def send(request: UpstreamRequest, **kw: Any) -> UpstreamReply:
+        reply = await real_send(request, **kw)
+        if request.method == "POST" and request.url.endswith("/tasks"):
+            started.append(reply.json()["id"])
+            row = await env.platform.task_repo.get(taskid)
+            assert row is not None and row.status.value == "SUBMITTING"
+            r = await asyncio.to_thread(
+                env.post, "/llmage/tasks/cancel", acc, params={"taskid": taskid}
+            )
+            assert r.json()["status"] == "CANCELLED", r.text
+        elif request.url.endswith("/cancel"):
+            cancelled.append(request.url.rsplit("/", 2)[-2])
+            stop_sent.set()
+        return reply
 
-    async def cancel(channel: object, upstream_id: str) -> bool:
-        cancelled.append(upstream_id)
-        stop_sent.set()
-        return await real_cancel(channel, upstream_id)  # type: ignore[arg-type]
-
-    sim.submit, sim.cancel = submit, cancel  # type: ignore[method-assign]
+    sim_media.send = send  # type: ignore[method-assign]
     try:
         with pytest.raises(TaskStateChanged):
             env.admin.call(env.platform.poller._advance(leased))
         # The best-effort upstream cancel runs in the background: wait for it, not a timer.
         stop_sent.wait(30)
     finally:
-        del sim.submit, sim.cancel  # type: ignore[attr-defined]
+        del sim_media.send  # type: ignore[method-assign]
+        env.stop_server()
+        env.start_server()
     assert len(started) == 1  # the upstream job exists
     row = env.task(taskid)
     assert row.status.value == "CANCELLED" and row.upstream_id is None

@@ -119,7 +119,10 @@ def _parse_price(obj: Any, where: str) -> ChatPrice | MediaPrice:
         raise CatalogFormatError(f"{where}: price must be an object")
     try:
         if "unit" in obj:
-            _check_keys(obj, frozenset({"unit", "by", "rates", "multipliers"}), where)
+            _check_keys(obj, frozenset({"unit", "by", "rates", "multipliers", "settle"}), where)
+            settle = obj.get("settle") or {}
+            if settle:
+                _check_keys(settle, frozenset({"unit", "rates"}), f"{where}.settle")
             multipliers = {
                 str(param): MappingProxyType({str(k): v for k, v in table.items()})
                 for param, table in obj.get("multipliers", {}).items()
@@ -129,6 +132,10 @@ def _parse_price(obj: Any, where: str) -> ChatPrice | MediaPrice:
                 by=obj.get("by"),
                 rates=MappingProxyType({str(k): v for k, v in obj["rates"].items()}),
                 multipliers=MappingProxyType(multipliers),
+                settle_unit=settle.get("unit"),
+                settle_rates=MappingProxyType(
+                    {str(k): v for k, v in settle.get("rates", {}).items()}
+                ),
             )
         _check_keys(
             obj, frozenset({"input_per_mtok", "output_per_mtok", "cached_input_per_mtok"}), where

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from llmage.console.account_routes import router as account_router
+from llmage.console.admin_channels import router as admin_channels_router
 from llmage.console.admin_money import router as admin_money_router
 from llmage.console.admin_users import router as admin_users_router
 from llmage.console.auth_routes import router as auth_router
@@ -18,4 +19,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     payments_router,
     finance_router,
     admin_money_router,
+    admin_channels_router,
 )

@@ -150,6 +150,7 @@ channels = Table(
     Column("platform", String(32), nullable=False),
     Column("base_url", String(512), nullable=False, server_default=""),
     Column("credential_enc", Text, nullable=True),  # Fernet token; never logged or returned
+    Column("credential_type", String(16), nullable=True),  # key | pair | pool (domain.credentials)
     Column("models", Text, nullable=False, server_default="[]"),  # JSON list of served names
     Column("model_map", Text, nullable=False, server_default="{}"),  # JSON ours -> upstream
     Column("options", Text, nullable=False, server_default="{}"),  # JSON provider options
@@ -177,6 +178,8 @@ tasks = Table(
     Column("channel_id", Integer, nullable=True),
     Column("provider", String(32), nullable=True),
     Column("upstream_id", String(200), nullable=True),
+    Column("key_index", Integer, nullable=False, server_default="0"),  # key of a pool used
+    Column("upstream_state", Text, nullable=True),  # JSON: what the adapter polls with
     Column("hold_id", String(32), nullable=False),
     Column("quoted", BigInteger, nullable=False),
     Column("charged", BigInteger, nullable=True),
@@ -198,7 +201,8 @@ tasks = Table(
     Column("lease_until", BigInteger, nullable=True),
     Column("deleted_at", BigInteger, nullable=True),
     CheckConstraint(
-        "status IN ('CREATED', 'PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED')",
+        "status IN ('CREATED', 'SUBMITTING', 'PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED',"
+        " 'CANCELLED')",
         name="status",
     ),
     UniqueConstraint("user_id", "idempotency_key", name="uq_tasks_user_idempotency"),

@@ -40,6 +40,7 @@ class ModelKind(StrEnum):
 
 
 PRICE_UNITS = ("second", "image", "request")
+SETTLE_UNITS = ("mtoken", "credit")  # reported by the upstream: usage `tokens`, `credits`
 
 
 class UnknownModelError(UnknownModel):
@@ -70,6 +71,12 @@ class MediaPrice:
     by: str | None
     rates: Mapping[str, int]
     multipliers: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # Providers that bill on something else than the request (Ark tokens, Vidu credits): the
+    # hold is still quoted from `rates` (the worst case), the charge from what the upstream
+    # reports, at `settle_rates` per `settle_unit` ("mtoken" = a million tokens, "credit"),
+    # picked by the same `by` value; never above the hold.
+    settle_unit: str | None = None
+    settle_rates: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.unit not in PRICE_UNITS:
@@ -85,6 +92,14 @@ class MediaPrice:
             for value, factor in table.items():
                 if not isinstance(factor, int | float) or factor < 0:
                     raise ValueError(f"multiplier {param}={value} must be a non-negative number")
+        if self.settle_unit is not None:
+            if self.settle_unit not in SETTLE_UNITS:
+                raise ValueError(f"settle unit must be one of {SETTLE_UNITS}")
+            if not self.settle_rates or (self.by is None and "*" not in self.settle_rates):
+                raise ValueError("a settle unit needs settle rates ('*' when there is no `by`)")
+            for key, rate in self.settle_rates.items():
+                if not isinstance(rate, int) or isinstance(rate, bool) or rate < 0:
+                    raise ValueError(f"settle rate {key!r} must be non-negative micro-units")
 
 
 @dataclass(frozen=True, slots=True)

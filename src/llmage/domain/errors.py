@@ -127,27 +127,72 @@ class ServiceUnavailable(LlmageError):
 
 
 class UpstreamKind(StrEnum):
-    """What went wrong upstream; decides retry on another channel and what the client sees."""
+    """What went wrong upstream (PROVIDERS.md §1.3); decides retry, failover, who is at fault and
+    what the client sees. Adapters classify on the code in the body, not the HTTP status alone."""
 
-    RETRYABLE = "retryable"  # connect error, 5xx, 429 from upstream: try the next channel
+    RETRYABLE = "retryable"  # connect error, 5xx: worth another try or another channel
+    RATE_LIMITED = "rate_limited"  # 429 / concurrency: no task was created; retry with backoff
     AUTH = "auth"  # our credential is bad: an operator problem, not the user's
-    QUOTA = "upstream_quota"  # our upstream account is out of money
+    MODEL_NOT_ENABLED = "model_not_enabled"  # the channel's account cannot use this model
+    QUOTA = "upstream_quota"  # our upstream account is out of money (never the user's balance)
     BAD_REQUEST = "bad_request"  # the user's request was refused as invalid
-    CONTENT_POLICY = "content_policy"
+    CONTENT_POLICY = "content_policy"  # chat: the prompt was refused by moderation
+    INPUT_MODERATION = "input_moderation"  # task inputs refused by moderation: no retry
+    OUTPUT_MODERATION = "output_moderation"  # the result was refused; resubmitting may pass
+    TASK_GONE = "task_gone"  # upstream no longer knows the task (expired, unknown id)
     UPSTREAM_BUG = "upstream_bug"  # unparseable answer, protocol violation
-    TIMEOUT = "timeout"
+    TIMEOUT = "timeout"  # no answer in time: the outcome of the call is unknown
+
+    # The name PROVIDERS.md uses for QUOTA.
+    UPSTREAM_BALANCE = "upstream_quota"
+
+    @property
+    def channel_problem(self) -> bool:
+        """The channel (credential, account, model access) is at fault: log, metric, breaker;
+        never billed to the user and never the user's fault."""
+        return self in (UpstreamKind.AUTH, UpstreamKind.MODEL_NOT_ENABLED, UpstreamKind.QUOTA)
+
+    @property
+    def user_fault(self) -> bool:
+        """The user's own request was refused: never counted against a channel."""
+        return self in (
+            UpstreamKind.BAD_REQUEST,
+            UpstreamKind.CONTENT_POLICY,
+            UpstreamKind.INPUT_MODERATION,
+            UpstreamKind.OUTPUT_MODERATION,
+        )
+
+    @property
+    def transient(self) -> bool:
+        """The same call may succeed later on the same channel (after backoff)."""
+        return self in (UpstreamKind.RETRYABLE, UpstreamKind.RATE_LIMITED)
 
 
 class UpstreamError(LlmageError):
     status = 502
     type = "upstream_error"
 
-    def __init__(self, kind: UpstreamKind, message: str, *, upstream_status: int | None = None):
+    def __init__(
+        self,
+        kind: UpstreamKind,
+        message: str,
+        *,
+        upstream_status: int | None = None,
+        upstream_code: str | None = None,
+        retry_after: float | None = None,
+    ):
         # Only the user's own mistakes are shown as 4xx; the message never carries credentials.
         super().__init__(message, code=kind.value)
         self.kind = kind
         self.upstream_status = upstream_status
-        if kind in (UpstreamKind.BAD_REQUEST, UpstreamKind.CONTENT_POLICY):
+        self.upstream_code = upstream_code  # the provider's own code, verbatim (for logs)
+        self.retry_after = retry_after  # seconds, from Retry-After or the provider's hint
+        if kind in (
+            UpstreamKind.BAD_REQUEST,
+            UpstreamKind.CONTENT_POLICY,
+            UpstreamKind.INPUT_MODERATION,
+            UpstreamKind.OUTPUT_MODERATION,
+        ):
             self.status = 400
             self.type = "invalid_request_error"
         elif kind is UpstreamKind.TIMEOUT:
@@ -161,8 +206,9 @@ class UpstreamError(LlmageError):
 
     @property
     def retryable(self) -> bool:
-        # A timeout is not retried: the upstream may still be working (and billing us) on it.
-        return self.kind in (UpstreamKind.RETRYABLE, UpstreamKind.QUOTA, UpstreamKind.AUTH)
+        """Worth another channel. A timeout is not: the upstream may still be working (and
+        billing us) on it."""
+        return self.kind.transient or self.kind.channel_problem
 
 
 class NotAuthenticated(LlmageError):

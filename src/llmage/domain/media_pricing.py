@@ -79,12 +79,40 @@ def _quantity(entry: ModelEntry, params: Mapping[str, object]) -> Fraction:
     return amount
 
 
+_SETTLE_QUANTITY = {
+    "mtoken": ("tokens", Fraction(1, 1_000_000)),
+    "credit": ("credits", Fraction(1)),
+}
+
+
+def _settled(price: MediaPrice, params: Mapping[str, object]) -> Fraction | None:
+    """rate x reported quantity when the upstream reported what it bills on, else None."""
+    if price.settle_unit is None:
+        return None
+    name, scale = _SETTLE_QUANTITY[price.settle_unit]
+    value = params.get(name)
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        quantity = Fraction(str(value).strip())
+    except ValueError:
+        return None
+    settle = MediaPrice(unit="request", by=price.by, rates=price.settle_rates or {"*": 0})
+    return Fraction(_rate(settle, params)) * max(quantity, Fraction(0)) * scale
+
+
 def quote_media(entry: ModelEntry, params: Mapping[str, object]) -> int:
-    """Price in micro-units of a normalised request: quantity x rate x multipliers, rounded up."""
+    """Price in micro-units of a normalised request: quantity x rate x multipliers, rounded up.
+    With usage the upstream reported (`tokens`, `credits`) and a settle price, that instead."""
     price = entry.price
     if not isinstance(price, MediaPrice):
         raise TypeError(f"model {entry.llmid} is priced per token, not per media unit")
-    total = Fraction(_rate(price, params)) * _quantity(entry, params)
+    settled = _settled(price, params)
+    total = (
+        settled
+        if settled is not None
+        else Fraction(_rate(price, params)) * _quantity(entry, params)
+    )
     for param, table in price.multipliers.items():
         value = params.get(param)
         if value is None:

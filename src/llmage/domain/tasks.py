@@ -1,7 +1,10 @@
 """Tasks: the status machine and how each dialect spells a status.
 
-CREATED → PENDING → RUNNING → SUCCEEDED | FAILED | CANCELLED. A task may skip forward (a provider
-can answer "done" to the first poll) but never moves back, and a terminal status is final.
+CREATED → SUBMITTING → PENDING → RUNNING → SUCCEEDED | FAILED | CANCELLED. A task may skip forward
+(a provider can answer "done" to the first poll) but never moves back, and a terminal status is
+final. SUBMITTING is internal: it is set, under the task's lease, before the upstream create, so a
+create whose outcome is unknown (timeout, crash, lost reply) is recovered, never repeated. Clients
+see it as PENDING (`public`), never under its own name.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from llmage.domain.stored_files import TaskFiles
 
 class TaskStatus(StrEnum):
     CREATED = "CREATED"
+    SUBMITTING = "SUBMITTING"
     PENDING = "PENDING"
     RUNNING = "RUNNING"
     SUCCEEDED = "SUCCEEDED"
@@ -25,15 +29,21 @@ class TaskStatus(StrEnum):
     def terminal(self) -> bool:
         return self in _TERMINAL
 
+    @property
+    def public(self) -> TaskStatus:
+        """The status a client may see: SUBMITTING reads as PENDING (queued upstream-side)."""
+        return TaskStatus.PENDING if self is TaskStatus.SUBMITTING else self
+
 
 _TERMINAL = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 _RANK = {
     TaskStatus.CREATED: 0,
-    TaskStatus.PENDING: 1,
-    TaskStatus.RUNNING: 2,
-    TaskStatus.SUCCEEDED: 3,
-    TaskStatus.FAILED: 3,
-    TaskStatus.CANCELLED: 3,
+    TaskStatus.SUBMITTING: 1,
+    TaskStatus.PENDING: 2,
+    TaskStatus.RUNNING: 3,
+    TaskStatus.SUCCEEDED: 4,
+    TaskStatus.FAILED: 4,
+    TaskStatus.CANCELLED: 4,
 }
 # The seed's `usage.type` for each catalog kind.
 ACTION_TYPE = {
@@ -43,7 +53,12 @@ ACTION_TYPE = {
     "t2i": "text2image",
     "i2i": "image2image",
 }
-OPEN_STATUSES = (TaskStatus.CREATED, TaskStatus.PENDING, TaskStatus.RUNNING)
+OPEN_STATUSES = (
+    TaskStatus.CREATED,
+    TaskStatus.SUBMITTING,
+    TaskStatus.PENDING,
+    TaskStatus.RUNNING,
+)
 
 
 def can_move(current: TaskStatus, new: TaskStatus) -> bool:
@@ -55,6 +70,7 @@ def openai_status(status: TaskStatus) -> str:
     """OpenAI videos: queued | in_progress | completed | failed (a cancel reads as failed)."""
     return {
         TaskStatus.CREATED: "queued",
+        TaskStatus.SUBMITTING: "queued",
         TaskStatus.PENDING: "queued",
         TaskStatus.RUNNING: "in_progress",
         TaskStatus.SUCCEEDED: "completed",
@@ -65,6 +81,7 @@ def newapi_status(status: TaskStatus) -> str:
     """new-api `video.generation.job`: queued | in_progress | completed | failed | cancelled."""
     return {
         TaskStatus.CREATED: "queued",
+        TaskStatus.SUBMITTING: "queued",
         TaskStatus.PENDING: "queued",
         TaskStatus.RUNNING: "in_progress",
         TaskStatus.SUCCEEDED: "completed",
@@ -140,6 +157,8 @@ class TaskRow:
     channel_id: int | None
     provider: str | None
     upstream_id: str | None
+    key_index: int  # which key of a pool the task was submitted with (polls use it too)
+    upstream_state: dict[str, str]  # what the adapter needs to poll it (e.g. Jimeng req_key)
     hold_id: str
     quoted: int
     charged: int | None

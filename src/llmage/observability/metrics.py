@@ -38,3 +38,31 @@ CHARGED = Counter(
     "llmage_charged_micros_total", "Money captured, micro-units", ["kind"], registry=REGISTRY
 )
 TOKENS = Counter("llmage_tokens_total", "Tokens billed", ["model", "direction"], registry=REGISTRY)
+# Per channel: health, latency and errors of upstream calls (task and chat). `outcome` is "ok" or
+# an error kind (domain.errors.UpstreamKind), so a dashboard can tell channel problems (auth,
+# model_not_enabled, upstream_quota) from the user's own (bad_request, input_moderation).
+CHANNEL_CALLS = Counter(
+    "llmage_channel_calls_total",
+    "Upstream calls per channel, operation and outcome",
+    ["channel", "op", "outcome"],
+    registry=REGISTRY,
+)
+CHANNEL_LATENCY = Histogram(
+    "llmage_channel_call_seconds",
+    "Upstream call latency per channel and operation",
+    ["channel", "op"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+    registry=REGISTRY,
+)
+CHANNEL_HEALTHY = Gauge(
+    "llmage_channel_healthy",
+    "1 while a channel's last upstream call did not fail for a channel problem, else 0",
+    ["channel"],
+    registry=REGISTRY,
+)
+CHANNEL_BREAKER = Gauge(
+    "llmage_channel_breaker_state",
+    "Circuit breaker per channel: 0 closed, 1 half-open, 2 open (always 0 until breakers exist)",
+    ["channel"],
+    registry=REGISTRY,
+)

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from llmage.domain.credentials import ApiKey, Credentials, KeyPool, secret_values
 from llmage.domain.redaction import Redactor, redactor
 
 # Option names whose string values are credentials too (an access/secret pair, a token).
@@ -21,7 +22,7 @@ class Channel:
     provider: str
     platform: str
     base_url: str
-    api_key: str | None = field(repr=False)
+    credentials: Credentials | None = field(repr=False)
     models: frozenset[str]
     model_map: Mapping[str, str]
     options: Mapping[str, Any]
@@ -32,9 +33,19 @@ class Channel:
         return self.model_map.get(model, model)
 
     @property
+    def api_key(self) -> str | None:
+        """The key of a single-key channel (chat relays sign with it); a pool's first key."""
+        if isinstance(self.credentials, ApiKey):
+            return self.credentials.key
+        if isinstance(self.credentials, KeyPool):
+            return self.credentials.keys[0]
+        return None
+
+    @property
     def secrets(self) -> tuple[str, ...]:
-        """Every credential value this channel sends upstream."""
-        values = [self.api_key] if self.api_key else []
+        """Every credential value this channel sends upstream (every key of a pool, both
+        halves of a pair, secret-looking options)."""
+        values = list(secret_values(self.credentials))
         for name, value in self.options.items():
             if isinstance(value, str) and any(w in name.lower() for w in _SECRET_OPTION_WORDS):
                 values.append(value)

@@ -1,26 +1,71 @@
-"""Provider name -> adapter. A new native provider is one module plus one line here."""
+"""Provider name -> factories. A new native provider is one folder `providers/<name>/` plus ONE
+line in `PROVIDERS` below; `llmage channel add --provider` and the admin API offer whatever this
+table holds, with its default platform name, credential types and base URL.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from llmage.domain.credentials import CredentialType
 from llmage.providers.contract import ChatProvider
 from llmage.providers.openai_compat import OpenAICompatProvider
+from llmage.providers.openai_media.adapter import OpenAIMediaAdapter
 from llmage.providers.sim import SimProvider
-from llmage.providers.tasks import TaskProvider
+from llmage.providers.sim_tasks import SimTaskAdapter
+from llmage.providers.tasks import TaskAdapter
 from llmage.providers.transport import Transport
 
-CHAT_PROVIDERS = ("openai_compat", "sim")
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    """What a factory may use: the shared transport and the built-in sim chat."""
+
+    transport: Transport
+    sim_chat: SimProvider
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    name: str
+    platform: str  # default platform name of its channels (`/{platform}/v1/...` routes)
+    credentials: tuple[CredentialType, ...]  # accepted types; empty: needs none (sim)
+    chat: Callable[[Deps], ChatProvider] | None = None
+    task: Callable[[], TaskAdapter] | None = None
+    default_base_url: str = ""
+
+
+PROVIDERS: tuple[ProviderSpec, ...] = (
+    ProviderSpec("sim", "sim", (), chat=lambda d: d.sim_chat, task=SimTaskAdapter),
+    ProviderSpec(
+        "openai_compat",
+        "openai_compat",
+        ("key", "pool"),
+        chat=lambda d: OpenAICompatProvider(d.transport),
+        task=OpenAIMediaAdapter,
+        default_base_url="https://api.openai.com/v1",
+    ),
+)
+
+SPECS = {spec.name: spec for spec in PROVIDERS}
+PROVIDER_NAMES = tuple(SPECS)
+# Kept for the CLI: every provider name (chat or task).
+CHAT_PROVIDERS = PROVIDER_NAMES
 
 
 class ProviderRegistry:
-    def __init__(self, transport: Transport, sim: SimProvider, sim_media: TaskProvider) -> None:
-        self._chat: dict[str, ChatProvider] = {
-            "openai_compat": OpenAICompatProvider(transport),
-            "sim": sim,
-        }
-        self._tasks: dict[str, TaskProvider] = {"sim": sim_media}
+    def __init__(self, transport: Transport, sim_chat: SimProvider) -> None:
+        deps = Deps(transport, sim_chat)
+        self._chat = {s.name: s.chat(deps) for s in PROVIDERS if s.chat is not None}
+        self._tasks = {s.name: s.task() for s in PROVIDERS if s.task is not None}
 
     def chat(self, provider: str) -> ChatProvider | None:
         return self._chat.get(provider)
 
-    def task(self, provider: str) -> TaskProvider | None:
+    def task(self, provider: str) -> TaskAdapter | None:
         return self._tasks.get(provider)
+
+    @staticmethod
+    def spec(provider: str) -> ProviderSpec | None:
+        return SPECS.get(provider)

@@ -1,6 +1,9 @@
-"""`sim` for tasks: the built-in offline video/image upstream. It really produces H.264 MP4 videos
-(with a JPEG cover cut from the first frame) and PNG images, on a configurable timeline. Options
-come from the channel options, with defaults from the constructor (like the chat sim):
+"""`sim` for tasks, upstream side: the built-in offline video/image "server", in process behind
+`sim://` URLs (providers/upstream.py RoutedUpstream). The `sim` adapter (providers/sim_tasks.py)
+talks to it through the same executor as any real provider: requests in, JSON replies out, result
+files downloaded by URL. It really produces H.264 MP4 videos (with a JPEG cover cut from the first
+frame) and PNG images, on a configurable timeline. Options come from the channel options (sent in
+each request by the adapter), with defaults from the constructor (like the chat sim):
 
   latency_ms           how long a job runs, from submit to SUCCEEDED (PENDING for the first 20%)
   failure_rate         probability (0..1) that a job ends FAILED (error_code "sim_failure")
@@ -9,9 +12,14 @@ come from the channel options, with defaults from the constructor (like the chat
                        finish as their latency says; lets a test or a demo release jobs on cue
                        instead of racing a timer (the file is only tested for existence)
 
-Restart-safe: the upstream id carries the submit time and the latency, and the poller passes the
-same TaskSubmission on every poll, so any instance (a fresh process included) can answer a poll.
-The failure draw is a hash of the id, so every poll of one job tells the same story.
+Routes: POST /tasks (create: {kind, params, options} -> {id}), POST /tasks/{id}/query (the same
+body -> {status: queued|running|succeeded|failed, progress, poll_after, outputs, usage, error}),
+POST /tasks/{id}/cancel, GET /tasks (a probe), GET /files/{video|cover|image}?... (the bytes).
+
+Restart-safe: the upstream id carries the submit time and the latency, and every query carries
+the job again, so any instance (a fresh process included) can answer it; file URLs name what to
+render, not a stored file. The failure draw is a hash of the id, so every query tells the same
+story.
 
 Video size, when `size` ("1280*720" / "1280x720") is absent: the resolution is the short side
 (480p → 480, 540p → 540, 720p → 720, 1080p → 1080; default 720p) and the long side follows the
@@ -44,11 +52,12 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import orjson
 
 from llmage.domain.errors import UpstreamError, UpstreamKind
-from llmage.domain.tasks import TaskStatus
-from llmage.providers.contract import Channel
-from llmage.providers.tasks import TaskOutput, TaskPoll, TaskSubmission
+from llmage.providers.wire import UpstreamReply, UpstreamRequest
 
 VIDEO_KINDS = frozenset({"video", "t2v", "i2v", "r2v"})
 IMAGE_KINDS = frozenset({"image", "t2i", "i2i"})
@@ -243,8 +252,16 @@ class MediaCache:
 _DEFAULT_CACHE = MediaCache()
 
 
-class SimMediaProvider:
-    name = "sim"
+def _reply(status: int, payload: Any) -> UpstreamReply:
+    return UpstreamReply(status, {"content-type": "application/json"}, orjson.dumps(payload))
+
+
+def _error(status: int, code: str, message: str) -> UpstreamReply:
+    return _reply(status, {"error": {"code": code, "message": message}})
+
+
+class SimMediaUpstream:
+    """The sim media server behind `sim://` (implements providers.upstream.Upstream)."""
 
     def __init__(
         self,
@@ -266,143 +283,199 @@ class SimMediaProvider:
         self._clock = clock  # wall-clock seconds: the upstream id carries a wall-clock start
         # Ids cancelled through this instance: best effort, like a real upstream's cancel.
         self._cancelled: OrderedDict[str, None] = OrderedDict()
+        self.creates = 0  # create requests answered (tests read it)
 
-    def _opt(self, channel: Channel, name: str) -> float:
-        return float(channel.options.get(name, self._defaults.get(name, 0.0)))
+    def _opt(self, options: Mapping[str, Any], name: str) -> float:
+        try:
+            return float(options.get(name, self._defaults.get(name, 0.0)))
+        except (TypeError, ValueError):
+            return self._defaults.get(name, 0.0)
 
     @staticmethod
-    def _kind(job: TaskSubmission) -> str:
-        kind = job.kind.lower()
+    def _kind(kind: str) -> str:
+        kind = kind.lower()
         if kind in VIDEO_KINDS:
             return "video"
         if kind in IMAGE_KINDS:
             return "image"
-        raise UpstreamError(UpstreamKind.BAD_REQUEST, f"sim: unsupported task kind {job.kind!r}")
+        raise UpstreamError(UpstreamKind.BAD_REQUEST, f"sim: unsupported task kind {kind!r}")
 
     def _unavailable(self) -> str | None:
         if self._renderer is None:
             return "no media renderer configured (pass renderer=SimRenderer())"
         return self._renderer.unavailable()
 
-    async def submit(self, channel: Channel, job: TaskSubmission) -> str:
-        kind = self._kind(job)
+    async def send(
+        self, request: UpstreamRequest, *, deadline: float, max_bytes: int
+    ) -> UpstreamReply:
+        parts = urlsplit(request.url)
+        path = [p for p in parts.path.split("/") if p]
+        try:
+            body = orjson.loads(request.body) if request.body else {}
+        except orjson.JSONDecodeError:
+            return _error(400, "bad_json", "sim: body is not JSON")
+        try:
+            if request.method == "POST" and path == ["tasks"]:
+                return self._create(body)
+            if request.method == "POST" and len(path) == 3 and path[0] == "tasks":
+                if path[2] == "query":
+                    return await self._query(path[1], body)
+                if path[2] == "cancel":
+                    self._cancelled[path[1]] = None
+                    while len(self._cancelled) > 10_000:
+                        self._cancelled.popitem(last=False)
+                    return _reply(200, {})
+            if request.method == "GET" and path == ["tasks"]:
+                return _reply(200, {"data": []})
+            if request.method == "GET" and len(path) == 2 and path[0] == "files":
+                return await self._file(path[1], parse_qs(parts.query))
+        except UpstreamError as exc:
+            status = 400 if exc.kind is UpstreamKind.BAD_REQUEST else 503
+            return _error(status, exc.kind.value, exc.message)
+        return _error(404, "not_found", f"sim: no route {request.method} {parts.path}")
+
+    def _create(self, body: Mapping[str, Any]) -> UpstreamReply:
+        kind = self._kind(str(body.get("kind", "")))
+        params = body.get("params") or {}
+        options = body.get("options") or {}
         problem = self._unavailable()
         if problem is not None:
             # An operator problem on this channel: another channel may still serve the job.
-            raise UpstreamError(UpstreamKind.RETRYABLE, f"sim: {problem}")
+            return _error(503, "sim_unavailable", f"sim: {problem}")
         # Validate now, as a real upstream would at submit, rather than fail at the end.
         if kind == "video":
-            video_size(job.params)
-            video_seconds(job.params)
+            video_size(params)
+            video_seconds(params)
         else:
-            image_size(job.params)
-            image_count(job.params)
-        if random.random() < self._opt(channel, "submit_failure_rate"):
-            raise UpstreamError(
-                UpstreamKind.RETRYABLE, "sim: injected submit failure", upstream_status=503
-            )
+            image_size(params)
+            image_count(params)
+        if random.random() < self._opt(options, "submit_failure_rate"):
+            return _error(503, "sim_submit_failure", "sim: injected submit failure")
+        self.creates += 1
         start_ms = int(self._clock() * 1000)
-        latency_ms = max(0, int(self._opt(channel, "latency_ms")))
-        return f"sim-{start_ms:x}-{latency_ms:x}-{secrets.token_hex(6)}"
+        latency_ms = max(0, int(self._opt(options, "latency_ms")))
+        return _reply(200, {"id": f"sim-{start_ms:x}-{latency_ms:x}-{secrets.token_hex(6)}"})
 
-    async def poll(self, channel: Channel, upstream_id: str, job: TaskSubmission) -> TaskPoll:
+    async def _query(self, upstream_id: str, body: Mapping[str, Any]) -> UpstreamReply:
         match = _ID_RE.match(upstream_id)
         if match is None:
-            return TaskPoll(
-                status=TaskStatus.FAILED,
-                error_code="not_found",
-                error_message=f"sim: no such task {upstream_id!r}",
-            )
+            return _error(404, "not_found", f"sim: no such task {upstream_id!r}")
         if upstream_id in self._cancelled:
-            return TaskPoll(
-                status=TaskStatus.FAILED, error_code="cancelled", error_message="sim: cancelled"
-            )
+            return _reply(200, {"status": "cancelled"})
+        kind = self._kind(str(body.get("kind", "")))
+        params = body.get("params") or {}
+        options = body.get("options") or {}
         start_ms, latency_ms = int(match[1], 16), int(match[2], 16)
         elapsed_ms = self._clock() * 1000 - start_ms
         remaining = max(latency_ms - elapsed_ms, 0.0) / 1000
         hint = min(max(remaining, 0.05), 5.0)
         if elapsed_ms < latency_ms * PENDING_SHARE:
-            return TaskPoll(status=TaskStatus.PENDING, progress=0, poll_after=hint)
+            return _reply(200, {"status": "queued", "progress": 0, "poll_after": hint})
         if elapsed_ms < latency_ms:
             progress = max(1, min(99, int(100 * elapsed_ms / latency_ms)))
-            return TaskPoll(status=TaskStatus.RUNNING, progress=progress, poll_after=hint)
-        gate = channel.options.get("gate_file")
+            return _reply(200, {"status": "running", "progress": progress, "poll_after": hint})
+        gate = options.get("gate_file")
         if gate and not await asyncio.to_thread(Path(str(gate)).exists):
-            return TaskPoll(status=TaskStatus.RUNNING, progress=99, poll_after=0.1)
-        # A uniform draw fixed per job (a hash of its id), so every poll agrees on its fate.
-        if _hash64(upstream_id) / 2**64 < self._opt(channel, "failure_rate"):
-            return TaskPoll(
-                status=TaskStatus.FAILED,
-                error_code="sim_failure",
-                error_message="sim: injected generation failure",
+            return _reply(200, {"status": "running", "progress": 99, "poll_after": 0.1})
+        # A uniform draw fixed per job (a hash of its id), so every query agrees on its fate.
+        if _hash64(upstream_id) / 2**64 < self._opt(options, "failure_rate"):
+            return _reply(
+                200,
+                {
+                    "status": "failed",
+                    "error": {"code": "sim_failure", "message": "sim: injected generation failure"},
+                },
             )
         problem = self._unavailable()
-        if self._renderer is None or problem is not None:
+        if problem is not None:
             # Retrying cannot help a machine without ffmpeg: end the job (the hold is released).
-            return TaskPoll(
-                status=TaskStatus.FAILED,
-                error_code="sim_unavailable",
-                error_message=f"sim: {problem}",
+            return _reply(
+                200,
+                {
+                    "status": "failed",
+                    "error": {"code": "sim_unavailable", "message": f"sim: {problem}"},
+                },
             )
-        try:
-            if self._kind(job) == "video":
-                return await self._video_result(self._renderer, job)
-            return await self._image_result(self._renderer, job)
-        except UpstreamError:
-            raise
-        except Exception as exc:
-            # Most likely a render timeout under load: a failed poll is retried later.
-            raise UpstreamError(UpstreamKind.RETRYABLE, f"sim: render failed: {exc}") from None
+        if kind == "video":
+            return _reply(200, self._video_result(params))
+        return _reply(200, self._image_result(params))
 
-    async def cancel(self, channel: Channel, upstream_id: str) -> bool:
-        self._cancelled[upstream_id] = None
-        while len(self._cancelled) > 10_000:
-            self._cancelled.popitem(last=False)
-        return True
-
-    async def _video_result(self, renderer: MediaRenderer, job: TaskSubmission) -> TaskPoll:
-        width, height = video_size(job.params)
-        seconds = video_seconds(job.params)
-        # Long clips at 12 fps: half the encode time, and nobody watches a sim clip for motion.
-        fps = 24 if seconds <= DEFAULT_SECONDS else 12
-
-        async def render() -> Rendered:
-            label = f"llmage sim {width}x{height} {seconds}s"
-            video = await renderer.video(seconds, width, height, fps, label)
-            return video, await renderer.cover(video)
-
-        video, cover = await self.cache.get(("video", seconds, width, height), render)
-        return TaskPoll(
-            status=TaskStatus.SUCCEEDED,
-            progress=100,
-            outputs=(
-                TaskOutput(kind="video", content_type="video/mp4", data=video),
-                TaskOutput(kind="cover", content_type="image/jpeg", data=cover),
-            ),
-            usage={
-                "duration": seconds,
-                "resolution": resolution_label(job.params, width, height),
+    @staticmethod
+    def _video_result(params: Mapping[str, Any]) -> dict[str, Any]:
+        width, height = video_size(params)
+        seconds = video_seconds(params)
+        query = urlencode({"seconds": seconds, "width": width, "height": height})
+        return {
+            "status": "succeeded",
+            "progress": 100,
+            "outputs": [
+                {"kind": "video", "content_type": "video/mp4", "url": f"/files/video?{query}"},
+                {"kind": "cover", "content_type": "image/jpeg", "url": f"/files/cover?{query}"},
+            ],
+            "usage": {
+                "seconds": seconds,
+                "resolution": resolution_label(params, width, height),
                 "width": width,
                 "height": height,
             },
-        )
+        }
 
-    async def _image_result(self, renderer: MediaRenderer, job: TaskSubmission) -> TaskPoll:
-        width, height = image_size(job.params)
-        count = image_count(job.params)
-        prompt = str(job.params.get("prompt") or "")
+    @staticmethod
+    def _image_result(params: Mapping[str, Any]) -> dict[str, Any]:
+        width, height = image_size(params)
+        count = image_count(params)
+        prompt = str(params.get("prompt") or "")
         outputs = []
         for index in range(count):
             seed = _hash64(f"{prompt}\0{index}")
+            query = urlencode({"width": width, "height": height, "seed": seed})
+            outputs.append(
+                {"kind": "image", "content_type": "image/png", "url": f"/files/image?{query}"}
+            )
+        return {
+            "status": "succeeded",
+            "progress": 100,
+            "outputs": outputs,
+            "usage": {"images": count},
+        }
 
-            async def render(seed: int = seed) -> Rendered:
-                return (await renderer.image(width, height, seed),)
+    async def _file(self, name: str, query: Mapping[str, list[str]]) -> UpstreamReply:
+        renderer = self._renderer
+        if renderer is None or self._unavailable() is not None:
+            return _error(503, "sim_unavailable", f"sim: {self._unavailable()}")
 
-            (png,) = await self.cache.get(("image", width, height, seed), render)
-            outputs.append(TaskOutput(kind="image", content_type="image/png", data=png))
-        return TaskPoll(
-            status=TaskStatus.SUCCEEDED,
-            progress=100,
-            outputs=tuple(outputs),
-            usage={"images": count},
-        )
+        def arg(key: str) -> int:
+            try:
+                return int(query[key][0])
+            except (KeyError, IndexError, ValueError):
+                raise UpstreamError(UpstreamKind.BAD_REQUEST, f"sim: bad {key}") from None
+
+        try:
+            if name in ("video", "cover"):
+                seconds, width, height = arg("seconds"), arg("width"), arg("height")
+                # Long clips at 12 fps: half the encode time; nobody watches a sim for motion.
+                fps = 24 if seconds <= DEFAULT_SECONDS else 12
+
+                async def render_video() -> Rendered:
+                    label = f"llmage sim {width}x{height} {seconds}s"
+                    video = await renderer.video(seconds, width, height, fps, label)
+                    return video, await renderer.cover(video)
+
+                video, cover = await self.cache.get(("video", seconds, width, height), render_video)
+                data, ctype = (video, "video/mp4") if name == "video" else (cover, "image/jpeg")
+            elif name == "image":
+                width, height, seed = arg("width"), arg("height"), arg("seed")
+
+                async def render_image() -> Rendered:
+                    return (await renderer.image(width, height, seed),)
+
+                (data,) = await self.cache.get(("image", width, height, seed), render_image)
+                ctype = "image/png"
+            else:
+                return _error(404, "not_found", f"sim: no file {name!r}")
+        except UpstreamError:
+            raise
+        except Exception as exc:
+            # Most likely a render timeout under load: a failed download is retried later.
+            return _error(503, "sim_render_failed", f"sim: render failed: {exc}")
+        return UpstreamReply(200, {"content-type": ctype}, data)

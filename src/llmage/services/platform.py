@@ -28,11 +28,14 @@ from llmage.db.repos.usage import UsageRepo
 from llmage.db.repos.webhooks import WebhookRepo
 from llmage.domain.catalog import Catalog
 from llmage.net.fetch import GuardedFetcher
+from llmage.providers.executor import TaskExecutor
 from llmage.providers.registry import ProviderRegistry
 from llmage.providers.sim import SimProvider
-from llmage.providers.sim_media import SimMediaProvider
+from llmage.providers.sim_media import SimMediaUpstream
 from llmage.providers.transport import Transport
+from llmage.providers.upstream import HttpUpstream, RoutedUpstream
 from llmage.services.adjustments import AdjustmentService
+from llmage.services.channels import ChannelService
 from llmage.services.chat import ChatService
 from llmage.services.console_auth import ConsoleAuth
 from llmage.services.finance import FinanceService
@@ -43,6 +46,7 @@ from llmage.services.redeem import RedeemService
 from llmage.services.routing import ChannelDirectory
 from llmage.services.sessions import SessionService
 from llmage.services.sweeper import HoldSweeper
+from llmage.services.task_settle import TaskSettler
 from llmage.services.tasks import TaskService
 from llmage.services.topups import PendingTopupJob, TopupService, alipay_config
 from llmage.services.webhook_secrets import WebhookSecrets
@@ -112,7 +116,23 @@ class Platform:
                 token_delay_ms=s.sim_token_delay_ms,
                 failure_rate=s.sim_failure_rate,
             ),
-            SimMediaProvider(latency_ms=s.sim_task_latency_ms, renderer=SimRenderer()),
+        )
+        # Every task adapter's requests go through this one executor: HTTP for real upstreams,
+        # in process for the built-in `sim://` media server.
+        self.sim_media = SimMediaUpstream(latency_ms=s.sim_task_latency_ms, renderer=SimRenderer())
+        self.executor = TaskExecutor(
+            RoutedUpstream(HttpUpstream(self.transport), {"sim": self.sim_media}),
+            timeout=s.task_upstream_timeout_seconds,
+            download_timeout=s.task_download_timeout_seconds,
+        )
+        self.channel_ops = ChannelService(
+            repo=self.channels,
+            tasks=self.task_repo,
+            box=self.box,
+            directory=self.directory,
+            providers=self.providers,
+            executor=self.executor,
+            catalog=self.catalog,
         )
         self.chat = ChatService(
             catalog=self.catalog,
@@ -140,10 +160,16 @@ class Platform:
             settings=s,
             catalog=self.catalog,
             repo=self.task_repo,
-            ledger=self.ledger,
+            settler=TaskSettler(
+                catalog=self.catalog,
+                ledger=self.ledger,
+                currency=s.currency,
+                redactor=self.directory.redactor,
+            ),
             media=self.media,
             directory=self.directory,
             providers=self.providers,
+            executor=self.executor,
         )
         self.tasks = TaskService(
             catalog=self.catalog,

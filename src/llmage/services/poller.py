@@ -1,41 +1,72 @@
 """The task poller, inside the server: lease due tasks, move each one step, settle exactly once.
 
-One step = submit (CREATED) or poll (PENDING/RUNNING). Every state change is a compare-and-swap
-on the task's status; the final one shares a transaction with the hold's settlement, whose own
-compare-and-swap makes a second settlement impossible — two pollers, a restart in the middle or
-a cancel racing a finish all end with one terminal state and one charge. Leases expire, so a
-task whose worker died is picked up again; after a restart every open task simply comes due.
+One step, by status:
+  CREATED     submit: CAS to SUBMITTING (channel, key and start time recorded) BEFORE the
+              upstream create, then one create through the executor, never resent
+  SUBMITTING  a create whose outcome is unknown (timeout, lost reply, a crash in between):
+              recover it through the adapter (upstream list / echoed id), or fail and release
+  PENDING     poll; map the provider's answer (the adapter returns our statuses only)
+  RUNNING
+
+Errors by kind (domain.errors.UpstreamKind, PROVIDERS.md §1.3): a rate limit or a create that
+certainly did not arrive goes back to CREATED and is retried later (Retry-After honoured); a
+channel problem (auth, model not enabled, upstream balance) fails the task unbilled and is
+logged and counted against the channel; the user's own bad request or moderated input fails it
+with a clear reason and never counts against the channel; a poll that fails for good (401, 404,
+task gone) ends the task and refunds it instead of retrying until the deadline.
+
+Every state change is a compare-and-swap on the task's status; the final one shares a
+transaction with the hold's settlement (services/task_settle.py). Leases expire, so a task whose
+worker died is picked up again; after a restart every open task simply comes due.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import random
 import secrets
 from typing import Any
 
-from llmage.billing.ledger import Hold, Ledger
-from llmage.db.money import Stmt
-from llmage.db.repos.tasks import TaskRepo, TaskStateChanged, advance_stmt
-from llmage.db.repos.webhooks import delivery_insert
+from llmage.db.repos.tasks import TaskRepo, TaskStateChanged
 from llmage.domain.catalog import Catalog
 from llmage.domain.clock import now_ms
-from llmage.domain.errors import LlmageError, UpstreamError
-from llmage.domain.media_pricing import quote_media
-from llmage.domain.money import format_amount
-from llmage.domain.tasks import ACTION_TYPE, TaskRow, TaskStatus
+from llmage.domain.credentials import pool_size
+from llmage.domain.errors import UpstreamError, UpstreamKind
+from llmage.domain.tasks import TaskRow, TaskStatus
 from llmage.observability import metrics
 from llmage.providers.contract import Channel
+from llmage.providers.executor import SubmitOutcomeUnknown, TaskExecutor
 from llmage.providers.registry import ProviderRegistry
-from llmage.providers.tasks import TaskPoll, TaskProvider, TaskSubmission
+from llmage.providers.tasks import PollResult, Submitted, TaskAdapter, TaskJob, TaskRef
 from llmage.services.media import MediaService
 from llmage.services.routing import ChannelDirectory
+from llmage.services.task_settle import TaskSettler
 from llmage.settings import Settings
 
 log = logging.getLogger(__name__)
 
 _SUBMIT_ATTEMPTS = 5
+_SUBMIT_MS = "_submit_ms"  # our own entry in upstream_state: when the create started
+
+_FAILURE_TEXT = {
+    UpstreamKind.INPUT_MODERATION: "The provider's content moderation refused the input",
+    UpstreamKind.CONTENT_POLICY: "The provider's content moderation refused the input",
+    UpstreamKind.OUTPUT_MODERATION: "The provider's content moderation refused the result",
+    UpstreamKind.BAD_REQUEST: "The provider refused the request",
+    UpstreamKind.AUTH: "The upstream channel is misconfigured",
+    UpstreamKind.MODEL_NOT_ENABLED: "The upstream channel cannot serve this model",
+    UpstreamKind.QUOTA: "The upstream channel is out of quota",
+    UpstreamKind.TASK_GONE: "The provider no longer knows this task",
+}
+
+
+def _redact(channel: Channel, text: str) -> str:
+    """Upstream text loses the channel's credential values and address before it is stored
+    (the settler redacts once more with every channel's values: services/task_settle.py)."""
+    return channel.redact(text)
 
 
 class TaskPoller:
@@ -45,18 +76,20 @@ class TaskPoller:
         settings: Settings,
         catalog: Catalog,
         repo: TaskRepo,
-        ledger: Ledger,
+        settler: TaskSettler,
         media: MediaService,
         directory: ChannelDirectory,
         providers: ProviderRegistry,
+        executor: TaskExecutor,
     ) -> None:
         self._s = settings
         self._catalog = catalog
         self._repo = repo
-        self._ledger = ledger
+        self._settle = settler
         self._media = media
         self._directory = directory
         self._providers = providers
+        self._exec = executor
         self.owner = f"poller-{secrets.token_hex(6)}"
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.task_concurrency)
@@ -119,35 +152,50 @@ class TaskPoller:
             with contextlib.suppress(Exception):
                 found = await self._channel(row)
                 if found is not None and row.upstream_id is not None:
-                    await found[1].cancel(found[0], row.upstream_id)
+                    channel, adapter = found
+                    ref = self._ref(row, channel, row.upstream_id)
+                    await self._exec.cancel(adapter, channel, ref, row.key_index)
 
         task = asyncio.create_task(run())
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    # -- one step -------------------------------------------------------------------------------
+    # -- what a step works with -----------------------------------------------------------------
 
-    async def _channel(self, row: TaskRow) -> tuple[Channel, TaskProvider] | None:
+    async def _channel(self, row: TaskRow) -> tuple[Channel, TaskAdapter] | None:
+        """The task's channel once chosen; before that, the first candidate that has a task
+        adapter (routing orders candidates by priority and weight; failover builds on this)."""
         if row.channel_id is not None:
             ch = await self._directory.by_id(row.channel_id)
             if ch is None:
                 return None
-            prov = self._providers.task(ch.provider)
-            return (ch, prov) if prov else None
+            adapter = self._providers.task(ch.provider)
+            return (ch, adapter) if adapter else None
         for ch in await self._directory.candidates((row.model, row.llmid), platform=row.platform):
-            prov = self._providers.task(ch.provider)
-            if prov is not None:
-                return ch, prov
+            adapter = self._providers.task(ch.provider)
+            if adapter is not None:
+                return ch, adapter
         return None
 
-    def _job(self, row: TaskRow, channel: Channel) -> TaskSubmission:
-        return TaskSubmission(
+    def _job(self, row: TaskRow, channel: Channel) -> TaskJob:
+        entry = self._catalog.by_llmid(row.llmid)
+        started = row.upstream_state.get(_SUBMIT_MS, "")
+        return TaskJob(
+            task_id=row.id,
             kind=row.kind,
+            mode=entry.kind.value if entry else row.kind,
             model=channel.upstream_model(row.model),
             params=row.params,
             media=self._media.inputs(row.inputs, self.base_url),
             llmid=row.llmid,
+            submitted_at_ms=int(started) if started.isdigit() else row.updated_at,
         )
+
+    def _ref(self, row: TaskRow, channel: Channel, upstream_id: str) -> TaskRef:
+        state = {k: v for k, v in row.upstream_state.items() if not k.startswith("_")}
+        return TaskRef(upstream_id, state, self._job(row, channel))
+
+    # -- one step -------------------------------------------------------------------------------
 
     async def _step(self, row: TaskRow) -> None:
         try:
@@ -159,188 +207,234 @@ class TaskPoller:
             raise
         except Exception:
             log.exception("task %s step failed; will retry", row.id)
-            await self._reschedule(row, row.status, {}, self._backoff(row))
+            with contextlib.suppress(TaskStateChanged):
+                await self._settle.move(row, row.status, {}, self._backoff(row))
 
     async def _advance(self, row: TaskRow) -> None:
-        now = now_ms()
-        if now >= row.deadline_at:
-            await self._fail(row, "timeout", "The task did not finish in time; nothing charged")
+        if now_ms() >= row.deadline_at:
+            await self._settle.fail(
+                row, "timeout", "The task did not finish in time; nothing charged"
+            )
             self.cancel_upstream(row)
             return
         found = await self._channel(row)
         if found is None:
             if row.status is TaskStatus.CREATED:
-                await self._reschedule(row, row.status, {}, self._backoff(row))
+                await self._settle.move(row, row.status, {}, self._backoff(row))
             else:
-                await self._fail(row, "channel_gone", "The upstream channel was removed")
+                await self._settle.fail(row, "channel_gone", "The upstream channel was removed")
             return
-        channel, provider = found
+        channel, adapter = found
         sem = self._channel_slots.setdefault(
             channel.id, asyncio.Semaphore(int(channel.options.get("max_concurrency", 256)))
         )
-        job = self._job(row, channel)
         async with sem:
             if row.status is TaskStatus.CREATED:
-                await self._submit(row, channel, provider, job)
+                await self._submit(row, channel, adapter)
+            elif row.status is TaskStatus.SUBMITTING:
+                await self._recover(row, channel, adapter)
             else:
-                assert row.upstream_id is not None
-                try:
-                    poll = await provider.poll(channel, row.upstream_id, job)
-                except UpstreamError as exc:
-                    metrics.UPSTREAM_ERRORS.labels(channel.provider, exc.kind.value).inc()
-                    await self._reschedule(row, row.status, {}, self._backoff(row))
-                    return
-                await self._apply(row, channel, poll)
+                await self._poll(row, channel, adapter)
 
-    async def _submit(
-        self, row: TaskRow, channel: Channel, provider: TaskProvider, job: TaskSubmission
-    ) -> None:
+    # -- submit, exactly once -------------------------------------------------------------------
+
+    def _key_index(self, channel: Channel) -> int:
+        """Which key of a pool this task uses (all its polls use the same one). The seam for
+        setting a failing key aside."""
+        size = pool_size(channel.credentials)
+        return random.randrange(size) if size > 1 else 0
+
+    async def _submit(self, row: TaskRow, channel: Channel, adapter: TaskAdapter) -> None:
+        started = now_ms()
+        key_index = self._key_index(channel)
+        marks = {
+            "channel_id": channel.id,
+            "provider": channel.provider,
+            "key_index": key_index,
+            "upstream_state": {_SUBMIT_MS: str(started)},
+        }
+        # Nobody else may step it while the create is in flight: due only after the create's
+        # own deadline (then a crashed worker's task is recovered, not resubmitted).
+        in_flight_ms = int((self._s.task_upstream_timeout_seconds + 5) * 1000)
+        await self._settle.move(row, TaskStatus.SUBMITTING, marks, in_flight_ms)
+        row = dataclasses.replace(
+            row,
+            status=TaskStatus.SUBMITTING,
+            channel_id=channel.id,
+            provider=channel.provider,
+            key_index=key_index,
+            upstream_state={_SUBMIT_MS: str(started)},
+        )
+        job = self._job(row, channel)
         try:
-            upstream_id = await provider.submit(channel, job)
-        except UpstreamError as exc:
-            metrics.UPSTREAM_ERRORS.labels(channel.provider, exc.kind.value).inc()
-            if exc.retryable and row.polls < _SUBMIT_ATTEMPTS:
-                await self._reschedule(row, row.status, {}, self._backoff(row))
-            else:
-                await self._fail(row, exc.code or "upstream_error", exc.message)
+            submitted = await self._exec.submit(adapter, channel, job, key_index)
+        except SubmitOutcomeUnknown as exc:
+            log.warning("task %s: %s; recovering", row.id, exc.message)
+            await self._settle.move(row, row.status, {}, self._recover_delay(adapter))
             return
+        except UpstreamError as exc:
+            await self._submit_failed(row, channel, exc)
+            return
+        await self._submitted(row, channel, adapter, submitted)
+
+    async def _submit_failed(self, row: TaskRow, channel: Channel, exc: UpstreamError) -> None:
+        """The create certainly made no task upstream."""
+        metrics.UPSTREAM_ERRORS.labels(channel.provider, exc.kind.value).inc()
+        self._health(channel, exc.kind)
+        if exc.kind.transient and row.polls < _SUBMIT_ATTEMPTS:
+            delay = self._retry_delay(row, channel, exc)
+            back = {"channel_id": None, "provider": None, "upstream_state": None}
+            await self._settle.move(row, TaskStatus.CREATED, back, delay)
+            return
+        await self._settle.fail(row, *self._reason(channel, exc))
+
+    async def _submitted(
+        self, row: TaskRow, channel: Channel, adapter: TaskAdapter, submitted: Submitted
+    ) -> None:
+        self._health(channel, None)
+        state = {**row.upstream_state, **submitted.state}
+        fields: dict[str, Any] = {"upstream_id": submitted.upstream_id, "upstream_state": state}
         try:
-            await self._reschedule(
-                row,
-                TaskStatus.PENDING,
-                {
-                    "channel_id": channel.id,
-                    "provider": channel.provider,
-                    "upstream_id": upstream_id,
-                },
-                self._interval(channel, 0, None),
-            )
+            if submitted.result is not None:
+                await self._apply(row, channel, submitted.result, fields)
+            else:
+                interval = self._interval(channel, adapter, 0, None)
+                await self._settle.move(row, TaskStatus.PENDING, fields, interval)
         except TaskStateChanged:
-            # Cancelled (or taken by another poller) while we were submitting: the job we just
-            # started upstream belongs to nobody, so stop it rather than pay for it.
+            # Cancelled while we were submitting: the job we just started upstream belongs to
+            # nobody, so stop it rather than pay for it.
+            ref = self._ref(row, channel, submitted.upstream_id)
             with contextlib.suppress(Exception):
-                await provider.cancel(channel, upstream_id)
+                await self._exec.cancel(adapter, channel, ref, row.key_index)
             raise
 
-    async def _apply(self, row: TaskRow, channel: Channel, poll: TaskPoll) -> None:
-        if poll.status is TaskStatus.SUCCEEDED:
-            outputs = await self._media.rehost(poll.outputs, row.kind)
-            await self._succeed(row, poll, outputs)
-        elif poll.status in (TaskStatus.FAILED, TaskStatus.CANCELLED):
-            await self._fail(
-                row,
-                poll.error_code or "upstream_failed",
-                poll.error_message or "The provider reported a failure",
-            )
-        else:
-            status = TaskStatus.RUNNING if poll.status is TaskStatus.RUNNING else row.status
-            fields: dict[str, Any] = {}
-            if poll.progress is not None:
-                fields["progress"] = max(0, min(99, int(poll.progress)))
-            await self._reschedule(
-                row, status, fields, self._interval(channel, row.polls, poll.poll_after)
-            )
-
-    # -- state changes --------------------------------------------------------------------------
-
-    def _interval(self, channel: Channel, polls: int, hint: float | None) -> int:
-        """Per-provider backoff: the provider's hint, else its base interval growing ×1.5."""
-        if hint is not None:
-            return int(hint * 1000)
-        base = float(channel.options.get("poll_interval_ms", self._s.task_poll_interval_ms))
-        return int(min(base * (1.5 ** min(polls, 10)), self._s.task_poll_max_interval_ms))
-
-    def _backoff(self, row: TaskRow) -> int:
-        return int(min(500 * (2 ** min(row.polls, 8)), 60_000))
-
-    async def _reschedule(
-        self, row: TaskRow, status: TaskStatus, fields: dict[str, Any], delay_ms: int
-    ) -> None:
-        now = now_ms()
-        values = {
-            **fields,
-            "status": status.value,
-            "updated_at": now,
-            # Never later than the deadline: a task that runs out of time fails on time.
-            "next_poll_at": min(now + delay_ms, row.deadline_at),
-        }
-        await self._ledger.run([advance_stmt(row.id, row.status, values)], row.user_id)
-
-    def _usage(self, row: TaskRow, poll: TaskPoll, charge: int) -> dict[str, Any]:
-        entry = self._catalog.by_llmid(row.llmid)
-        action = entry.kind.value if entry else row.kind
-        usage: dict[str, Any] = {
-            "action": action,
-            "type": ACTION_TYPE.get(action, action),
-            "model": row.model,
-        }
-        for name in ("duration", "resolution", "ratio", "size", "off_peak", "n"):
-            if name in row.params:
-                usage[name] = row.params[name]
-        usage.update(poll.usage)
-        usage["amount"] = format_amount(charge)
-        usage["currency"] = self._s.currency
-        return usage
-
-    def _charge(self, row: TaskRow, poll: TaskPoll) -> int:
-        """Priced again from what the provider reports it produced; never above the hold."""
-        entry = self._catalog.by_llmid(row.llmid)
-        if entry is None:
-            return row.quoted
-        measured = {k: v for k, v in poll.usage.items() if k in ("duration", "n", "resolution")}
-        if "images" in poll.usage:
-            measured["n"] = poll.usage["images"]
+    async def _recover(self, row: TaskRow, channel: Channel, adapter: TaskAdapter) -> None:
+        job = self._job(row, channel)
         try:
-            actual = quote_media(entry, {**row.params, **measured, "model": row.model})
-        except (LlmageError, TypeError, ValueError):  # a reported value the prices cannot read
-            actual = row.quoted
-        return max(0, min(actual, row.quoted))
+            found = await self._exec.recover(adapter, channel, job, row.key_index)
+        except LookupError:
+            await self._settle.fail(
+                row,
+                "submit_unknown",
+                "The provider did not confirm the task and it cannot be looked up; nothing charged",
+            )
+            return
+        except UpstreamError as exc:
+            if exc.kind.transient or exc.kind in (UpstreamKind.TIMEOUT, UpstreamKind.UPSTREAM_BUG):
+                await self._settle.move(row, row.status, {}, self._retry_delay(row, channel, exc))
+            else:
+                await self._settle.fail(row, *self._reason(channel, exc))
+            return
+        if found is None:
+            await self._settle.fail(
+                row, "submit_lost", "The provider never created the task; nothing charged"
+            )
+            return
+        log.info("task %s: recovered upstream task after an unknown create", row.id)
+        await self._submitted(row, channel, adapter, found)
+
+    # -- poll -----------------------------------------------------------------------------------
+
+    async def _poll(self, row: TaskRow, channel: Channel, adapter: TaskAdapter) -> None:
+        assert row.upstream_id is not None
+        ref = self._ref(row, channel, row.upstream_id)
+        try:
+            result = await self._exec.poll(adapter, channel, ref, row.key_index)
+        except UpstreamError as exc:
+            metrics.UPSTREAM_ERRORS.labels(channel.provider, exc.kind.value).inc()
+            if exc.kind.transient or exc.kind in (UpstreamKind.TIMEOUT, UpstreamKind.UPSTREAM_BUG):
+                await self._settle.move(row, row.status, {}, self._retry_delay(row, channel, exc))
+                return
+            # 401, 404, task gone...: polling again cannot help. End it and refund.
+            self._health(channel, exc.kind)
+            await self._settle.fail(row, *self._reason(channel, exc))
+            return
+        await self._apply(row, channel, result, {}, adapter)
+
+    async def _apply(
+        self,
+        row: TaskRow,
+        channel: Channel,
+        result: PollResult,
+        fields: dict[str, Any],
+        adapter: TaskAdapter | None = None,
+    ) -> None:
+        if result.status is TaskStatus.SUCCEEDED:
+            outputs = await self._media.rehost(result.outputs, row.kind)
+            await self._settle.succeed(row, result.usage, outputs, fields)
+        elif result.status.terminal:
+            kind = result.error_kind or UpstreamKind.RETRYABLE
+            upstream = _redact(channel, result.error_message or "")
+            if kind in _FAILURE_TEXT:
+                message = f"{_FAILURE_TEXT[kind]}; nothing charged"
+                code = kind.value
+                if upstream:
+                    message += f" ({upstream})"
+            else:
+                code = result.error_code or "upstream_failed"
+                message = upstream or "The provider reported a failure; nothing charged"
+            await self._settle.fail(row, code, message)
+        else:
+            status = TaskStatus.RUNNING if result.status is TaskStatus.RUNNING else row.status
+            if status is TaskStatus.SUBMITTING:
+                status = TaskStatus.PENDING
+            if result.progress is not None:
+                fields = {**fields, "progress": max(0, min(99, int(result.progress)))}
+            interval = (
+                self._interval(channel, adapter, row.polls, result.poll_after)
+                if adapter is not None
+                else self._backoff(row)
+            )
+            await self._settle.move(row, status, fields, interval)
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _reason(self, channel: Channel, exc: UpstreamError) -> tuple[str, str]:
+        """(error_code, message) stored on a failed task: ours first, the provider's after."""
+        upstream = _redact(channel, exc.message)
+        base = _FAILURE_TEXT.get(exc.kind)
+        if base is None:
+            return "upstream_error", f"{upstream}; nothing charged"
+        if exc.kind.channel_problem:
+            # The provider's words describe our account, not the user's request.
+            return exc.kind.value, f"{base}; nothing charged"
+        return exc.kind.value, f"{base}: {upstream}; nothing charged"
 
     @staticmethod
-    def _callback(row: TaskRow) -> list[Stmt]:
-        # Queued in the same transaction as the terminal state: no finish without its callback.
-        return [delivery_insert(row.id, row.callback_url, now_ms())] if row.callback_url else []
+    def _health(channel: Channel, kind: UpstreamKind | None) -> None:
+        """Channel health for /metrics: a channel problem marks it unhealthy, a success heals.
+        (The seam for a circuit breaker; the user's own errors never count.)"""
+        if kind is None:
+            metrics.CHANNEL_HEALTHY.labels(channel.name).set(1)
+        elif kind.channel_problem:
+            metrics.CHANNEL_HEALTHY.labels(channel.name).set(0)
 
-    async def _succeed(self, row: TaskRow, poll: TaskPoll, outputs: dict[str, Any]) -> None:
-        charge = self._charge(row, poll)
-        usage = self._usage(row, poll, charge)
-        now = now_ms()
-        fields = {
-            "status": TaskStatus.SUCCEEDED.value,
-            "progress": 100,
-            "outputs": outputs,
-            "usage": usage,
-            "charged": charge,
-            "updated_at": now,
-            "finished_at": now,
-        }
-        settle = self._ledger.settle_program(
-            Hold(row.hold_id, row.user_id, row.key_id, row.quoted), charge
+    def _interval(
+        self, channel: Channel, adapter: TaskAdapter, polls: int, hint: float | None
+    ) -> int:
+        """The provider's hint, else the channel's or provider's base interval growing ×1.5."""
+        if hint is not None:
+            return int(hint * 1000)
+        configured = channel.options.get("poll_interval_ms")
+        base = (
+            float(configured)
+            if configured is not None
+            else max(self._s.task_poll_interval_ms, adapter.poll_interval * 1000)
         )
-        await self._ledger.run(
-            [advance_stmt(row.id, row.status, fields), *settle, *self._callback(row)],
-            row.user_id,
-        )
-        metrics.HOLDS.labels("captured" if charge else "released").inc()
-        metrics.CHARGED.labels("task").inc(charge)
+        return int(min(base * (1.5 ** min(polls, 10)), self._s.task_poll_max_interval_ms))
 
-    async def _fail(self, row: TaskRow, code: str, message: str) -> None:
-        now = now_ms()
-        # Provider text is kept (and shown, and sent to webhooks) only without our secrets.
-        redact = await self._directory.redactor()
-        fields = {
-            "status": TaskStatus.FAILED.value,
-            "error_code": redact(code, 64),
-            "error_message": redact(message),
-            "charged": 0,
-            "updated_at": now,
-            "finished_at": now,
-        }
-        settle = self._ledger.settle_program(
-            Hold(row.hold_id, row.user_id, row.key_id, row.quoted), 0
-        )
-        await self._ledger.run(
-            [advance_stmt(row.id, row.status, fields), *settle, *self._callback(row)],
-            row.user_id,
-        )
-        metrics.HOLDS.labels("released").inc()
+    def _recover_delay(self, adapter: TaskAdapter) -> int:
+        # Give the upstream's list a moment to show a task it has just created.
+        return int(max(self._s.task_poll_interval_ms, adapter.poll_interval * 1000))
+
+    def _retry_delay(self, row: TaskRow, channel: Channel, exc: UpstreamError) -> int:
+        """The upstream's Retry-After when it gave one (never below the channel's base poll
+        interval), else exponential backoff."""
+        if exc.retry_after is not None:
+            floor = float(channel.options.get("poll_interval_ms", self._s.task_poll_interval_ms))
+            return int(max(exc.retry_after * 1000, floor))
+        return self._backoff(row)
+
+    @staticmethod
+    def _backoff(row: TaskRow) -> int:
+        return int(min(500 * (2 ** min(row.polls, 8)), 60_000))

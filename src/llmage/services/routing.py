@@ -14,7 +14,9 @@ from collections.abc import Iterable
 
 from llmage.auth.crypto import CredentialBox
 from llmage.db.repos.channels import ChannelRepo, ChannelRow
+from llmage.domain.credentials import load_secret
 from llmage.domain.redaction import Redactor, redactor
+from llmage.observability import metrics
 from llmage.providers.contract import Channel
 
 log = logging.getLogger(__name__)
@@ -49,9 +51,13 @@ class ChannelDirectory:
 
     def _decrypt(self, row: ChannelRow) -> Channel | None:
         try:
-            key = self._box.open(row.credential_enc) if row.credential_enc else None
+            creds = (
+                load_secret(row.credential_type, self._box.open(row.credential_enc))
+                if row.credential_enc
+                else None
+            )
         except ValueError:
-            log.error("channel %s: credential cannot be decrypted; channel skipped", row.name)
+            log.error("channel %s: credential cannot be read; channel skipped", row.name)
             return None
         return Channel(
             id=row.id,
@@ -59,7 +65,7 @@ class ChannelDirectory:
             provider=row.provider,
             platform=row.platform,
             base_url=row.base_url,
-            api_key=key,
+            credentials=creds,
             models=frozenset(row.models),
             model_map=row.model_map,
             options=row.options,
@@ -77,6 +83,9 @@ class ChannelDirectory:
                     }
                     # Disabled channels take no new work but still finish their running tasks.
                     self._by_id = {i: c for i, (c, _) in decrypted.items()}
+                    for c, _ in decrypted.values():
+                        # Placeholder until circuit breakers exist: every breaker is closed.
+                        metrics.CHANNEL_BREAKER.labels(c.name).set(0)
                     self._channels = [c for c, enabled in decrypted.values() if enabled]
                     self._matches = {}
                     self._expires = time.monotonic() + self._ttl
@@ -102,6 +111,10 @@ class ChannelDirectory:
             ]
             self._matches[key] = found
         return found if len(found) < 2 else order_channels(found, self._rng)
+
+    def invalidate(self) -> None:
+        """Reload on next use (a channel was added, changed or removed in this process)."""
+        self._expires = 0.0
 
     async def redactor(self) -> Redactor:
         """Removes every channel's credentials and address (disabled channels' too): for

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmage.domain.stored_files import StoredFile, slot_files
-from llmage.domain.tasks import TaskRow
+from llmage.domain.tasks import TaskRow, TaskStatus
 from llmage.services.media import MediaService
 
 
@@ -31,8 +31,8 @@ def native_view(row: TaskRow, media: MediaService, base_url: str) -> dict[str, A
     urls = media_urls(row, media, base_url)
     view: dict[str, Any] = {
         "taskid": row.id,
-        "status": row.status.value,
-        "usage": row.usage if row.status.value == "SUCCEEDED" else None,
+        "status": row.status.public.value,
+        "usage": row.usage if row.status is TaskStatus.SUCCEEDED else None,
         "image": urls["image"],
         "video": urls["video"],
     }

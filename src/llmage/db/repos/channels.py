@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from llmage.db.tables import channels
@@ -22,6 +22,7 @@ class ChannelRow:
     platform: str
     base_url: str
     credential_enc: str | None
+    credential_type: str | None
     models: tuple[str, ...]
     model_map: dict[str, str]
     options: dict[str, Any]
@@ -43,6 +44,7 @@ class ChannelRepo:
         base_url: str,
         credential_enc: str | None,
         models: list[str],
+        credential_type: str | None = None,
         model_map: dict[str, str] | None = None,
         options: dict[str, Any] | None = None,
         priority: int = 0,
@@ -59,6 +61,7 @@ class ChannelRepo:
                     platform=platform,
                     base_url=base_url,
                     credential_enc=credential_enc,
+                    credential_type=credential_type or ("key" if credential_enc else None),
                     models=json.dumps(models),
                     model_map=json.dumps(model_map or {}),
                     options=json.dumps(options or {}),
@@ -85,6 +88,7 @@ class ChannelRepo:
                 platform=r.platform,
                 base_url=r.base_url,
                 credential_enc=r.credential_enc,
+                credential_type=r.credential_type,
                 models=tuple(json.loads(r.models)),
                 model_map=json.loads(r.model_map),
                 options=json.loads(r.options),
@@ -95,13 +99,52 @@ class ChannelRepo:
             for r in rows
         ]
 
-    async def set_enabled(self, ident: str, enabled: bool) -> bool:
-        q = update(channels).values(enabled=enabled)
-        q = (
-            q.where(channels.c.id == int(ident))
-            if ident.isdigit()
-            else q.where(channels.c.name == ident)
+    @staticmethod
+    def _ident(ident: str | int) -> Any:
+        """A channel by id (digits) or by name."""
+        text = str(ident)
+        return channels.c.id == int(text) if text.isdigit() else channels.c.name == text
+
+    async def get(self, ident: str | int) -> ChannelRow | None:
+        return next(
+            (c for c in await self.list() if str(c.id) == str(ident) or c.name == str(ident)),
+            None,
         )
+
+    async def set_enabled(self, ident: str, enabled: bool) -> bool:
+        q = update(channels).values(enabled=enabled).where(self._ident(ident))
         async with self._engine.begin() as conn:
             res = await conn.execute(q)
+        return bool(res.rowcount)
+
+    async def update(self, ident: str | int, **fields: Any) -> bool:
+        """Change some of: base_url, credential_enc + credential_type, models, model_map,
+        options, priority, weight, platform."""
+        allowed = {
+            "base_url",
+            "credential_enc",
+            "credential_type",
+            "models",
+            "model_map",
+            "options",
+            "priority",
+            "weight",
+            "platform",
+        }
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"cannot update {sorted(unknown)}")
+        values = {
+            k: json.dumps(v) if k in ("models", "model_map", "options") else v
+            for k, v in fields.items()
+        }
+        if not values:
+            return await self.get(ident) is not None
+        async with self._engine.begin() as conn:
+            res = await conn.execute(update(channels).values(**values).where(self._ident(ident)))
+        return bool(res.rowcount)
+
+    async def remove(self, ident: str | int) -> bool:
+        async with self._engine.begin() as conn:
+            res = await conn.execute(delete(channels).where(self._ident(ident)))
         return bool(res.rowcount)

@@ -38,6 +38,8 @@ def _row(r: Any) -> TaskRow:
         channel_id=m["channel_id"],
         provider=m["provider"],
         upstream_id=m["upstream_id"],
+        key_index=m["key_index"] or 0,
+        upstream_state=json.loads(m["upstream_state"]) if m["upstream_state"] else {},
         hold_id=m["hold_id"],
         quoted=m["quoted"],
         charged=m["charged"],
@@ -94,7 +96,7 @@ def advance_stmt(
 ) -> Stmt:
     """Compare-and-swap: applies only while the task is still in `from_status`."""
     values = {
-        k: json.dumps(v) if k in ("usage", "outputs") and v is not None else v
+        k: json.dumps(v) if k in ("usage", "outputs", "upstream_state") and v is not None else v
         for k, v in fields.items()
     }
     sql = (
@@ -171,7 +173,8 @@ class TaskRepo:
         lock = " FOR UPDATE SKIP LOCKED" if self._pg else ""
         sql = text(
             "UPDATE tasks SET lease_owner = :owner, lease_until = :until, polls = polls + 1"
-            " WHERE id IN (SELECT id FROM tasks WHERE status IN ('CREATED', 'PENDING', 'RUNNING')"
+            " WHERE id IN (SELECT id FROM tasks"
+            " WHERE status IN ('CREATED', 'SUBMITTING', 'PENDING', 'RUNNING')"
             " AND next_poll_at <= :now AND (lease_until IS NULL OR lease_until < :now)"
             f" ORDER BY next_poll_at LIMIT :limit{lock})"
             " AND (lease_until IS NULL OR lease_until < :now) RETURNING *"
@@ -183,6 +186,15 @@ class TaskRepo:
                 )
             ).all()
         return [_row(r) for r in rows]
+
+    async def open_on_channel(self, channel_id: int) -> int:
+        """How many open tasks were submitted through a channel (removal refuses while any)."""
+        q = text(
+            "SELECT COUNT(*) FROM tasks WHERE channel_id = :c"
+            " AND status IN ('CREATED', 'SUBMITTING', 'PENDING', 'RUNNING')"
+        )
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(q, {"c": channel_id})).scalar_one())
 
     async def mark_deleted(self, task_id: str, user_id: int, now: int) -> bool:
         q = (

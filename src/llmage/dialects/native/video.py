@@ -125,7 +125,7 @@ async def submit_video(request: Request) -> Response:
         auth, draft, dialect="native", idempotency_key=idempotency_key(request)
     )
     # The seed's example answers the submit with a lower-case status.
-    return JSONBytes({"taskid": row.id, "status": row.status.value.lower()})
+    return JSONBytes({"taskid": row.id, "status": row.status.public.value.lower()})
 
 
 @router.post(

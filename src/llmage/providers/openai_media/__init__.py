@@ -1,0 +1,1 @@
+"""OpenAI-style media upstreams: `/videos` (Sora 2 and resellers) and `/images` (PROVIDERS §8)."""
