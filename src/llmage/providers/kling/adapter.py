@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from llmage.domain.credentials import KeyPair
@@ -66,8 +67,9 @@ def _image_value(ctx: CallContext, f: MediaInput) -> str:
     return f.url
 
 
-def _family(ref_state: Any) -> str:
-    family = ref_state.get("family") if hasattr(ref_state, "get") else None
+def _family(state: Mapping[str, str]) -> str:
+    """The endpoint family a task was created on (its query lives under the same path)."""
+    family = state.get("family")
     return family if family in ("text2video", "image2video") else "text2video"
 
 
@@ -82,7 +84,8 @@ class KlingAdapter(BaseTaskAdapter):
     # -- submit ---------------------------------------------------------------------------------
 
     def needs_bytes(self, job: TaskJob) -> bool:
-        # Only the channel knows whether images go inline; loading them is cheap and rare.
+        # Whether images go inline is a channel option this hook cannot see: an image job
+        # always has its bytes loaded (at most two images of <= 10 MB, once per create).
         return _first(job, FIRST_SLOTS) is not None
 
     @staticmethod
@@ -115,8 +118,6 @@ class KlingAdapter(BaseTaskAdapter):
             tail = _first(job, LAST_SLOTS)
             if tail is not None:
                 body["image_tail"] = _image_value(ctx, tail)
-        if ctx.option("callback_url"):
-            body["callback_url"] = str(ctx.option("callback_url"))
         return json_request("POST", join_url(ctx.base_url, f"v1/videos/{family}"), body)
 
     def parse_submit(self, job: TaskJob, reply: UpstreamReply) -> Submitted:
