@@ -81,7 +81,7 @@ def test_legacy_file_records_move_to_inputs_and_back(backend: str, tmp_path: Pat
                 hold="h-" + task_id,
             )
 
-        upgrade(url, "0003")
+        upgrade(url)  # the repository reads the newest schema
         row = asyncio.run(_task(url, "legacy"))
         assert row.params == {
             "prompt": "p",
