@@ -152,7 +152,7 @@ def create_app(settings: Settings | None = None) -> HotPath:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         platform = Platform(settings)
-        await platform.start(workers=settings.task_workers)
+        await platform.start(workers=settings.task_workers, serve=True)
         app.state.platform = platform
         # Everything built at start-up lives as long as the process: keep it out of the
         # collector's way, so collections under load only walk per-request objects.

@@ -43,6 +43,12 @@ users = Table(
     Column("role", String(16), nullable=False, server_default="user"),
     Column("disabled", Boolean, nullable=False, server_default=false()),
     Column("created_at", BigInteger, nullable=False),
+    # Limits (NULL: unlimited); per-model overrides as JSON {model: {rpm, tpm, concurrency}}
+    Column("rpm_limit", Integer, nullable=True),
+    Column("tpm_limit", Integer, nullable=True),
+    Column("concurrency_limit", Integer, nullable=True),
+    Column("task_limit", Integer, nullable=True),
+    Column("model_limits", Text, nullable=True),
     CheckConstraint("role IN ('user', 'admin')", name="role"),
 )
 
@@ -72,6 +78,12 @@ api_keys = Table(
     Column("models", Text, nullable=True),  # JSON list: allow-list of model names / llmids
     Column("spend_limit", BigInteger, nullable=True),
     Column("spent", BigInteger, nullable=False, server_default="0"),  # captured + open holds
+    # Limits (NULL: unlimited); per-model overrides as JSON {model: {rpm, tpm, concurrency}}
+    Column("rpm_limit", Integer, nullable=True),
+    Column("tpm_limit", Integer, nullable=True),
+    Column("concurrency_limit", Integer, nullable=True),
+    Column("task_limit", Integer, nullable=True),
+    Column("model_limits", Text, nullable=True),
     CheckConstraint("spend_limit IS NULL OR spent <= spend_limit", name="within_limit"),
 )
 
@@ -190,6 +202,7 @@ tasks = Table(
     Column("lease_owner", String(64), nullable=True),
     Column("lease_until", BigInteger, nullable=True),
     Column("deleted_at", BigInteger, nullable=True),
+    Column("media_expired_at", BigInteger, nullable=True),  # stored files deleted (retention)
     CheckConstraint(
         "status IN ('CREATED', 'PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED')",
         name="status",
@@ -197,6 +210,9 @@ tasks = Table(
     UniqueConstraint("user_id", "idempotency_key", name="uq_tasks_user_idempotency"),
     Index("ix_tasks_due", "status", "next_poll_at"),
     Index("ix_tasks_user_created", "user_id", "created_at"),
+    Index("ix_tasks_user_status", "user_id", "status"),  # open-task limits
+    Index("ix_tasks_key_status", "key_id", "status"),
+    Index("ix_tasks_finished", "finished_at"),  # media retention
 )
 
 webhook_deliveries = Table(

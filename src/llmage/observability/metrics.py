@@ -38,3 +38,14 @@ CHARGED = Counter(
     "llmage_charged_micros_total", "Money captured, micro-units", ["kind"], registry=REGISTRY
 )
 TOKENS = Counter("llmage_tokens_total", "Tokens billed", ["model", "direction"], registry=REGISTRY)
+LIMITS_BACKEND = Gauge(
+    "llmage_limits_backend",
+    "Where rate and concurrency limits are counted: 1 for the backend in use (redis, local)",
+    ["backend"],
+    registry=REGISTRY,
+)
+INVALIDATION = Gauge(
+    "llmage_invalidation_connected",
+    "1 while this instance receives cache invalidations from other instances (Redis pub/sub)",
+    registry=REGISTRY,
+)

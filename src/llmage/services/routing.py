@@ -38,7 +38,7 @@ class ChannelDirectory:
     def __init__(self, repo: ChannelRepo, box: CredentialBox, ttl: float) -> None:
         self._repo = repo
         self._box = box
-        self._ttl = ttl
+        self.ttl = ttl  # the platform shortens it while cross-instance invalidation is down
         self._channels: list[Channel] = []
         self._expires = 0.0
         self._lock = asyncio.Lock()
@@ -78,8 +78,12 @@ class ChannelDirectory:
                     self._by_id = {i: c for i, (c, _) in decrypted.items()}
                     self._channels = [c for c, enabled in decrypted.values() if enabled]
                     self._matches = {}
-                    self._expires = time.monotonic() + self._ttl
+                    self._expires = time.monotonic() + self.ttl
         return self._channels
+
+    def invalidate(self) -> None:
+        """Reload on the next request (a channel changed here or on another instance)."""
+        self._expires = 0.0
 
     async def by_id(self, channel_id: int) -> Channel | None:
         await self.all()

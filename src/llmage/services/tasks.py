@@ -10,9 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmage.billing.ledger import Hold, Ledger
-from llmage.db.money_store import DuplicateRef, now_ms
+from llmage.db.money_store import DuplicateRef, Stmt, now_ms
 from llmage.db.repos.accounts import KeyAuth
-from llmage.db.repos.tasks import TaskRepo, TaskRow, TaskStateChanged, advance_stmt, insert_stmt
+from llmage.db.repos.tasks import (
+    TaskRepo,
+    TaskRow,
+    TaskStateChanged,
+    advance_stmt,
+    insert_stmt,
+    open_tasks_guard,
+)
 from llmage.domain.catalog import Catalog, ModelEntry, ModelKind
 from llmage.domain.errors import (
     Conflict,
@@ -25,9 +32,11 @@ from llmage.domain.errors import (
     UnknownModel,
 )
 from llmage.domain.ids import public_id
+from llmage.domain.limits import Dim, Refusal
 from llmage.domain.media_pricing import quote_media
 from llmage.domain.params import normalize_params
 from llmage.domain.tasks import MediaSource, TaskDraft, TaskStatus
+from llmage.limits.limiter import Limiter, refused
 from llmage.observability import metrics
 from llmage.services.media import MediaService, request_fingerprint
 from llmage.services.routing import ChannelDirectory
@@ -66,6 +75,7 @@ class TaskService:
         timeout_seconds: int,
         wake: Callable[[], None] = lambda: None,
         on_cancel: Callable[[TaskRow], None] = lambda row: None,
+        limits: Limiter | None = None,
     ) -> None:
         self._catalog = catalog
         self._repo = repo
@@ -75,6 +85,7 @@ class TaskService:
         self._timeout_ms = timeout_seconds * 1000
         self.wake = wake
         self.on_cancel = on_cancel
+        self._limits = limits or Limiter()
 
     # -- model choice and price ---------------------------------------------------------------
 
@@ -177,6 +188,8 @@ class TaskService:
             existing = await self._repo.by_idempotency(auth.user_id, idempotency_key)
             if existing is not None:
                 return self._replay(existing, fingerprint)
+        # A submit is a request (rpm); open tasks are counted in the submit transaction below.
+        await self._limits.admit(auth, (q.model, q.entry.llmid), concurrent=False)
         params = await self._media.materialize(q.entry.params, q.params)
         params.update({k: v for k, v in draft.extra.items() if k not in params})
         now = now_ms()
@@ -208,7 +221,9 @@ class TaskService:
         )
         values["hold_id"] = hold.id
         try:
-            await self._ledger.run([*stmts, insert_stmt(values)], auth.user_id)
+            await self._ledger.run(
+                [*stmts, insert_stmt(values), *self._open_task_guards(auth)], auth.user_id
+            )
         except DuplicateRef:
             # A concurrent submit with the same Idempotency-Key won; its hold is the only one.
             if idempotency_key:
@@ -224,6 +239,23 @@ class TaskService:
         self.wake()
         assert row is not None
         return row
+
+    @staticmethod
+    def _open_task_guards(auth: KeyAuth) -> list[Stmt]:
+        guards = []
+        for column, subject, policy in (
+            ("key_id", auth.key_id, auth.key_limits),
+            ("user_id", auth.user_id, auth.user_limits),
+        ):
+            limit = policy.base.tasks if policy is not None else None
+            if limit is not None:
+
+                def refusal(limit: int = limit) -> Exception:
+                    # A slot frees when one of them finishes: minutes, not milliseconds.
+                    return refused(Refusal(Dim.TASKS, limit, 5000.0, ()))
+
+                guards.append(open_tasks_guard(auth.user_id, column, subject, limit, refusal))
+        return guards
 
     @staticmethod
     def _replay(existing: TaskRow, fingerprint: str) -> TaskRow:

@@ -147,6 +147,8 @@ async def video_content(request: Request, video_id: str) -> Response:
             param="variant",
             allowed=tuple(VARIANTS),
         )
+    if row.media_expired_at is not None:
+        raise NotFound(f"The files of video '{video_id}' expired and were deleted")
     outputs = (row.outputs or {}) if row.status is TaskStatus.SUCCEEDED else {}
     ref = outputs.get(VARIANTS.get(variant, ""))
     if ref is None or not is_file_ref(ref):
