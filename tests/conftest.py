@@ -146,6 +146,7 @@ def upstream(stack: Stack) -> Iterator[FakeOpenAI]:
         "stream_chunks",
         "cut_after",
         "reasoning",
+        "gate",
     ):
         setattr(up, name, getattr(fresh, name))
     up.requests.clear()

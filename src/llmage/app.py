@@ -206,6 +206,9 @@ def create_app(settings: Settings | None = None) -> HotPath:
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
+    if not settings.serve_api:
+        # A poller-only instance: health and metrics for the orchestrator, no API.
+        return HotPath(app, [])
     routers = (
         native_router,
         native_video_router,

@@ -30,6 +30,8 @@ class MemoryBuckets:
         self._inflight: dict[str, int] = {}
 
     def acquire(self, rules: Sequence[Rule], tokens: int, now: float) -> Refusal | None:
+        """Admit (and count) a request in every bucket, or in none. The states a refusal
+        carries describe the buckets as they are, without the refused request."""
         states: list[BucketState] = []
         new_tats: list[tuple[str, float]] = []
         refused: tuple[Rule, float] | None = None
@@ -37,20 +39,19 @@ class MemoryBuckets:
             if r.dim is Dim.CONCURRENCY:
                 n = self._inflight.get(r.bucket, 0)
                 ok = n < r.limit
-                states.append(BucketState(r.dim, r.limit, max(0, r.limit - n - ok), 0.0))
+                states.append(BucketState(r.dim, r.limit, max(0, r.limit - n), 0.0))
                 if not ok and (refused is None or refused[1] < CONCURRENCY_RETRY_MS):
                     refused = (r, CONCURRENCY_RETRY_MS)
                 continue
             cost = 1 if r.dim is Dim.REQUESTS else tokens
             tat = self._tat.get(r.bucket, 0.0)
             ok, new = gcra(tat, now, cost, r.limit)
+            reset = max(tat - now, 0.0)
+            states.append(BucketState(r.dim, r.limit, remaining(tat, now, r.limit), reset))
             if ok:
                 new_tats.append((r.bucket, new))
-                states.append(BucketState(r.dim, r.limit, remaining(new, now, r.limit), new - now))
             else:
                 wait = retry_after_ms(tat, now, cost, r.limit)
-                reset = max(tat - now, 0.0)
-                states.append(BucketState(r.dim, r.limit, remaining(tat, now, r.limit), reset))
                 if refused is None or refused[1] < wait:
                     refused = (r, wait)
         if refused is not None:

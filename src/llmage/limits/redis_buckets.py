@@ -35,7 +35,7 @@ for i = 1, #KEYS do
     redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
     local count = redis.call('ZCARD', KEYS[i])
     local rem = limit - count
-    if count < limit then rem = rem - 1 elseif wait < 1000 then refused, wait = i, 1000 end
+    if count >= limit and wait < 1000 then refused, wait = i, 1000 end
     if rem < 0 then rem = 0 end
     out[#out + 1] = rem
     out[#out + 1] = 0
@@ -47,14 +47,14 @@ for i = 1, #KEYS do
     local base = tat
     if base < now then base = now end
     local new = base + cost * T
-    local used = new - now
-    if used <= P then
+    if new - now <= P then
       news[i] = new
-    else
-      used = tat - now
-      if used < 0 then used = 0 end
-      if new - now - P > wait then refused, wait = i, new - now - P end
+    elseif new - now - P > wait then
+      refused, wait = i, new - now - P
     end
+    -- What a refusal reports: the bucket as it is (states are only read on refusal).
+    local used = tat - now
+    if used < 0 then used = 0 end
     local rem = math.floor((P - used) / T + 1e-9)
     if rem > limit then rem = limit end
     out[#out + 1] = rem
