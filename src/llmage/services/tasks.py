@@ -32,7 +32,7 @@ from llmage.domain.errors import (
     UnknownModel,
 )
 from llmage.domain.ids import public_id
-from llmage.domain.limits import Dim, Refusal
+from llmage.domain.limits import BucketState, Dim, Refusal
 from llmage.domain.media_pricing import quote_media
 from llmage.domain.params import normalize_params
 from llmage.domain.tasks import MediaSource, TaskDraft, TaskStatus
@@ -252,7 +252,8 @@ class TaskService:
 
                 def refusal(limit: int = limit) -> Exception:
                     # A slot frees when one of them finishes: minutes, not milliseconds.
-                    return refused(Refusal(Dim.TASKS, limit, 5000.0, ()))
+                    full = BucketState(Dim.TASKS, limit, 0, 0.0)
+                    return refused(Refusal(Dim.TASKS, limit, 5000.0, (full,)))
 
                 guards.append(open_tasks_guard(auth.user_id, column, subject, limit, refusal))
         return guards
