@@ -198,8 +198,7 @@ def create_app(settings: Settings | None = None) -> HotPath:
     @app.get("/healthz", tags=["Operations"], summary="Liveness and database reachability")
     async def healthz(request: Request) -> Response:
         platform: Platform = request.app.state.platform
-        async with platform.db.engine.connect() as conn:
-            await conn.exec_driver_sql("SELECT 1")
+        await platform.db.ping()
         return JSONBytes({"status": "ok"})
 
     @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics")

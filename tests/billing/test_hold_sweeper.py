@@ -29,7 +29,7 @@ def test_stale_chat_hold_is_released_once(stack: Stack) -> None:
                 text("UPDATE holds SET created_at = created_at - 7200000 WHERE id = :h"),
                 {"h": hold.id},
             )
-        sweeper = HoldSweeper(p.db.engine, p.ledger, max_age_seconds=3600)
+        sweeper = HoldSweeper(p.holds, p.ledger, max_age_seconds=3600)
         first = await sweeper.sweep()
         second = await sweeper.sweep()
         # The "dead" request wakes up and tries to settle: nothing changes.

@@ -18,9 +18,9 @@ from llmage.billing.ledger import Hold, Ledger
 from llmage.billing.reconcile import reconcile
 from llmage.db.engine import Database
 from llmage.db.migrate import upgrade
-from llmage.db.money_store import now_ms
 from llmage.db.repos.accounts import AccountRepo
 from llmage.db.tables import api_keys, holds, ledger_entries
+from llmage.domain.clock import now_ms
 from llmage.domain.errors import InsufficientBalance, InvalidApiKey, SpendLimitExceeded
 from support.backends import BACKENDS, database_url
 

@@ -22,9 +22,9 @@ from llmage.billing.ledger import Hold, Ledger
 from llmage.billing.reconcile import CHECKS, reconcile
 from llmage.db.engine import Database
 from llmage.db.migrate import upgrade
-from llmage.db.money_store import now_ms
 from llmage.db.repos.accounts import AccountRepo
 from llmage.db.repos.usage import UsageRecord, usage_insert
+from llmage.domain.clock import now_ms
 from support.backends import BACKENDS, database_url
 from support.servers import FakeOpenAI
 

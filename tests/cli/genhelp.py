@@ -20,8 +20,8 @@ from PIL import Image
 from conftest import make_settings
 from llmage.app import create_app
 from llmage.catalog import load_catalog
-from llmage.db.repos.tasks import TaskRow
 from llmage.domain.catalog import ModelKind
+from llmage.domain.tasks import TaskRow
 from llmage.services.accounts import AccountService
 from llmage.services.platform import Platform
 from support.servers import LlmageServer, LoopThread

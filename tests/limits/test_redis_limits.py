@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from llmage.db.repos.accounts import KeyAuth
 from llmage.domain.errors import RateLimited
 from llmage.domain.limits import Dim, LimitPolicy, Limits, Rule
+from llmage.domain.principal import KeyAuth
 from llmage.limits.limiter import Limiter
 from llmage.limits.redis_buckets import RedisBuckets
 from llmage.net.resp import Redis, RedisUnavailable

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from llmage.catalog import load_catalog
-from llmage.db.repos.tasks import TaskRow
 from llmage.dialects.openai.image_translate import (
     b64_item,
     failure,
@@ -21,7 +20,7 @@ from llmage.dialects.openai.image_translate import (
 )
 from llmage.dialects.submission import file_slots
 from llmage.domain.errors import InvalidParameter
-from llmage.domain.tasks import MediaSource, TaskStatus
+from llmage.domain.tasks import MediaSource, TaskRow, TaskStatus
 
 CATALOG = load_catalog()
 SLOTS = file_slots(CATALOG)

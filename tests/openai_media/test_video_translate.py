@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from llmage.catalog import load_catalog
-from llmage.db.repos.tasks import TaskRow
 from llmage.dialects.openai.task_detail import public_params, task_detail
 from llmage.dialects.openai.video_sizes import allowed_sizes
 from llmage.dialects.openai.video_translate import (
@@ -19,7 +18,7 @@ from llmage.dialects.openai.video_translate import (
 )
 from llmage.dialects.submission import file_slots
 from llmage.domain.errors import InvalidParameter, MissingParameter
-from llmage.domain.tasks import MediaSource, TaskStatus
+from llmage.domain.tasks import MediaSource, TaskRow, TaskStatus
 
 CATALOG = load_catalog()
 SLOTS = file_slots(CATALOG)

@@ -28,8 +28,8 @@ from conftest import Account, make_settings
 from llmage.app import create_app
 from llmage.auth.passwords import hash_password
 from llmage.billing.reconcile import Violation, reconcile
-from llmage.db.repos.tasks import TaskRow
 from llmage.domain.money import parse_amount
+from llmage.domain.tasks import TaskRow
 from llmage.services.accounts import AccountService
 from llmage.services.platform import Platform
 from support.backends import BACKENDS, database_url, postgres_available

@@ -18,7 +18,7 @@ from taskhelp import SD15_T2V, ChannelSpec, TaskEnv, envs_for_backends, pick
 
 from conftest import Account
 from llmage.auth.keys import hash_key
-from llmage.db.money_store import now_ms
+from llmage.domain.clock import now_ms
 from llmage.domain.tasks import TaskDraft
 from support.backends import BACKENDS
 

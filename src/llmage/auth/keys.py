@@ -13,8 +13,9 @@ import secrets
 import time
 from collections import OrderedDict
 
-from llmage.db.repos.accounts import AccountRepo, KeyAuth
+from llmage.db.repos.accounts import AccountRepo
 from llmage.domain.errors import InvalidApiKey
+from llmage.domain.principal import KeyAuth
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 

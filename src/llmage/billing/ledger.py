@@ -19,17 +19,22 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from llmage.db.money_store import DuplicateRef, MoneyStore, Stmt, now_ms
-from llmage.domain.errors import InsufficientBalance, InvalidApiKey, SpendLimitExceeded
+from llmage.db.money import DuplicateRef, MoneyStore, Stmt
+from llmage.db.money.ledger import (
+    HoldAlreadySettled,
+    KeyRefused,
+    UnknownAccount,
+    credit_stmts,
+    held_key,
+    hold_stmts,
+    key_state,
+    settle_stmts,
+)
+from llmage.domain.clock import now_ms
+from llmage.domain.errors import InvalidApiKey, SpendLimitExceeded
 from llmage.domain.ids import public_id
 
-
-class HoldAlreadySettled(Exception):
-    pass
-
-
-class UnknownAccount(Exception):
-    pass
+__all__ = ["Hold", "HoldAlreadySettled", "KeyRefused", "Ledger", "UnknownAccount"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,40 +45,6 @@ class Hold:
     amount: int
 
 
-_KEY_HOLD = (
-    "UPDATE api_keys SET last_used_at = :now, spent = spent + :amount WHERE id = :key"
-    " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > :now)"
-    " AND (spend_limit IS NULL OR spent + :amount <= spend_limit)"
-)
-_KEY_STATE = "SELECT revoked_at, expires_at FROM api_keys WHERE id = :key"
-
-
-class KeyRefused(Exception):
-    """The key is revoked, expired or over its spend limit; `Ledger.hold` says which."""
-
-
-_ACCOUNT_HOLD = (
-    "UPDATE accounts SET held = held + :amount WHERE user_id = :user AND balance - held >= :amount"
-)
-_INSERT_HOLD = (
-    "INSERT INTO holds (id, user_id, key_id, amount, state, purpose, ref, created_at)"
-    " VALUES (:hold, :user, :key, :amount, 'open', :purpose, :ref, :now)"
-)
-_INSERT_ENTRY = (
-    "INSERT INTO ledger_entries (user_id, kind, delta_balance, delta_held, ref, hold_id, memo,"
-    " created_at) VALUES (:user, :kind, :db, :dh, :ref, :hold, :memo, :now)"
-)
-_SETTLE_HOLD = (
-    "UPDATE holds SET state = :state, captured = :captured, settled_at = :now"
-    " WHERE id = :hold AND state = 'open' AND amount >= :captured"
-)
-_ACCOUNT_SETTLE = (
-    "UPDATE accounts SET balance = balance - :captured, held = held - :amount WHERE user_id = :user"
-)
-_KEY_SETTLE = "UPDATE api_keys SET spent = spent - :unused WHERE id = :key"
-_ACCOUNT_CREDIT = "UPDATE accounts SET balance = balance + :amount WHERE user_id = :user"
-
-
 class Ledger:
     def __init__(self, store: MoneyStore) -> None:
         self._store = store
@@ -82,27 +53,15 @@ class Ledger:
         self, *, user_id: int, key_id: int | None, amount: int, purpose: str, ref: str | None
     ) -> tuple[Hold, list[Stmt]]:
         hold = Hold(public_id(), user_id, key_id, amount)
-        p = {
-            "now": now_ms(),
-            "key": key_id,
-            "amount": amount,
-            "user": user_id,
-            "hold": hold.id,
-            "purpose": purpose,
-            "ref": ref,
-            "kind": "hold",
-            "db": 0,
-            "dh": amount,
-            "memo": None,
-        }
-        stmts: list[Stmt] = []
-        if key_id is not None:
-            # Revocation, expiry and the spend limit are enforced here, inside the hold, so a
-            # stale auth cache can never let a dead key spend.
-            stmts.append(Stmt(_KEY_HOLD, p, KeyRefused))
-        stmts.append(Stmt(_ACCOUNT_HOLD, p, InsufficientBalance))
-        stmts.append(Stmt(_INSERT_HOLD, p))
-        stmts.append(Stmt(_INSERT_ENTRY, {**p, "ref": f"hold:{hold.id}"}))
+        stmts = hold_stmts(
+            hold_id=hold.id,
+            user_id=user_id,
+            key_id=key_id,
+            amount=amount,
+            purpose=purpose,
+            ref=ref,
+            now=now_ms(),
+        )
         return hold, stmts
 
     async def hold(
@@ -127,29 +86,14 @@ class Ledger:
     ) -> list[Stmt]:
         """Capture `captured` (clamped to the hold) and release the rest, plus `extra` statements
         (the usage record) in the same transaction."""
-        captured = max(0, min(captured, hold.amount))
-        p = {
-            "now": now_ms(),
-            "hold": hold.id,
-            "user": hold.user_id,
-            "key": hold.key_id,
-            "amount": hold.amount,
-            "captured": captured,
-            "unused": hold.amount - captured,
-            "state": "captured" if captured else "released",
-            "kind": "capture" if captured else "release",
-            "db": -captured,
-            "dh": -hold.amount,
-            "ref": f"settle:{hold.id}",
-            "memo": None,
-        }
-        stmts = [
-            Stmt(_SETTLE_HOLD, p, HoldAlreadySettled),
-            Stmt(_ACCOUNT_SETTLE, p, UnknownAccount),
-            Stmt(_INSERT_ENTRY, p),
-        ]
-        if hold.key_id is not None:
-            stmts.append(Stmt(_KEY_SETTLE, p))
+        stmts = settle_stmts(
+            hold_id=hold.id,
+            user_id=hold.user_id,
+            key_id=hold.key_id,
+            amount=hold.amount,
+            captured=max(0, min(captured, hold.amount)),
+            now=now_ms(),
+        )
         stmts.extend(extra or [])
         return stmts
 
@@ -166,23 +110,11 @@ class Ledger:
     ) -> bool:
         """Add (or, for kind='adjust', possibly subtract) money once per `ref`. False if `ref`
         was already credited — a payment notification delivered twice credits once."""
-        p = {
-            "now": now_ms(),
-            "user": user_id,
-            "amount": amount,
-            "kind": kind,
-            "db": amount,
-            "dh": 0,
-            "ref": ref,
-            "hold": None,
-            "memo": memo,
-        }
+        stmts = credit_stmts(
+            user_id=user_id, amount=amount, ref=ref, kind=kind, memo=memo, now=now_ms()
+        )
         try:
-            await self._store.run(
-                [Stmt(_INSERT_ENTRY, p), Stmt(_ACCOUNT_CREDIT, p, UnknownAccount)],
-                user_id,
-                durable=True,
-            )
+            await self._store.run(stmts, user_id, durable=True)
         except DuplicateRef:
             return False
         return True
@@ -196,8 +128,8 @@ class Ledger:
 
     async def _key_refusal(self, stmts: list[Stmt]) -> Exception:
         """Which of the key's conditions failed (rare path: a second look, outside the hold)."""
-        key_id = next(s.params["key"] for s in stmts if s.sql is _KEY_HOLD)
-        state = await self._store.fetch_one(_KEY_STATE, {"key": key_id})
+        key_id = held_key(stmts)
+        state = None if key_id is None else await key_state(self._store, key_id)
         if state is None or state[0] is not None or (state[1] is not None and state[1] <= now_ms()):
             return InvalidApiKey()
         return SpendLimitExceeded()

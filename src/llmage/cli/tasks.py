@@ -30,7 +30,7 @@ from llmage.services.platform import Platform
 if TYPE_CHECKING:
     import httpx
 
-    from llmage.db.repos.tasks import TaskRow
+    from llmage.domain.tasks import TaskRow
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
@@ -314,18 +314,22 @@ def tasks_show(taskid: str) -> None:
     Example:
       llmage tasks show 3qHbX0Yd1cVt4mL9nE2aW
     """
-    from sqlalchemy import select
-
-    from llmage.db.tables import holds
 
     async def work(p: Platform) -> tuple[TaskRow, str, dict[str, Any] | None] | None:
         row = await p.task_repo.get(taskid)
         if row is None:
             return None
         user = await p.accounts.user_by_id(row.user_id)
-        async with p.db.engine.connect() as conn:
-            hold = (await conn.execute(select(holds).where(holds.c.id == row.hold_id))).first()
-        return row, user.username if user else "?", dict(hold._mapping) if hold else None
+        hold = await p.holds.get(row.hold_id)
+        summary = None
+        if hold is not None:
+            summary = {
+                "state": hold.state,
+                "amount": hold.amount,
+                "captured": hold.captured,
+                "settled_at": hold.settled_at,
+            }
+        return row, user.username if user else "?", summary
 
     found = run(work)
     if found is None:

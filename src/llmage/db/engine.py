@@ -1,5 +1,5 @@
 """The database handle: an async SQLAlchemy engine for ordinary reads and writes, and the
-batched money store for holds and settlements (see money_store.py for why they differ)."""
+batched money store for holds and settlements (see db/money/ for why they differ)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from llmage.db.money_store import MoneyStore, make_money_store
+from llmage.db.money import MoneyStore, make_money_store
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -36,6 +36,11 @@ class Database:
 
     async def start(self) -> None:
         await self.money.start()
+
+    async def ping(self) -> None:
+        """Raises if the database does not answer."""
+        async with self.engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
 
     async def close(self) -> None:
         await self.money.close()

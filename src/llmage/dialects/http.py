@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from llmage.db.repos.accounts import KeyAuth
 from llmage.domain.errors import InvalidRequest, PayloadTooLarge
+from llmage.domain.principal import KeyAuth
 from llmage.services.platform import Platform
 
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -116,3 +116,43 @@ class TaskDraft:
     extra: dict[str, Any] = field(
         default_factory=dict
     )  # vendor pass-through (metadata, extra_body)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    """A stored task as every layer reads it (the database row, decoded): what dialects render,
+    services move and the poller settles."""
+
+    id: str
+    user_id: int
+    key_id: int | None
+    kind: str
+    llmid: str
+    model: str
+    dialect: str
+    platform: str | None
+    status: TaskStatus
+    progress: int
+    params: dict[str, Any]
+    channel_id: int | None
+    provider: str | None
+    upstream_id: str | None
+    hold_id: str
+    quoted: int
+    charged: int | None
+    usage: dict[str, Any] | None
+    outputs: dict[str, Any] | None
+    error_code: str | None
+    error_message: str | None
+    idempotency_key: str | None
+    request_hash: str | None
+    callback_url: str | None
+    remix_of: str | None
+    created_at: int
+    updated_at: int
+    finished_at: int | None
+    deadline_at: int
+    next_poll_at: int
+    polls: int
+    deleted_at: int | None
+    media_expired_at: int | None = None  # retention deleted its stored files

@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from llmage.db.repos.accounts import KeyAuth
 from llmage.domain.errors import RateLimited
 from llmage.domain.limits import Dim, LimitPolicy, Refusal, Rule, plan, refusal_headers
+from llmage.domain.principal import KeyAuth
 from llmage.limits.memory import MemoryBuckets
 from llmage.limits.redis_buckets import RedisBuckets
 from llmage.net.resp import Redis, RedisReplyError, RedisUnavailable

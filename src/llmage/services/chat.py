@@ -16,11 +16,11 @@ from typing import Any
 import orjson
 
 from llmage.billing.ledger import Hold, HoldAlreadySettled, Ledger
-from llmage.db.money_store import DuplicateRef, Stmt, now_ms
-from llmage.db.repos.accounts import KeyAuth
+from llmage.db.money import DuplicateRef, Stmt
 from llmage.db.repos.usage import UsageRecord, usage_insert
 from llmage.domain.catalog import Catalog, ChatPrice, ModelEntry
 from llmage.domain.chat import ChatRequest, Usage
+from llmage.domain.clock import now_ms
 from llmage.domain.errors import (
     InsufficientBalance,
     LlmageError,
@@ -32,6 +32,7 @@ from llmage.domain.errors import (
 )
 from llmage.domain.ids import public_id
 from llmage.domain.money import token_cost
+from llmage.domain.principal import KeyAuth
 from llmage.domain.tokens import TokenTally, estimate_tokens, prompt_text, prompt_token_ceiling
 from llmage.limits.limiter import Admission, Limiter
 from llmage.observability import metrics

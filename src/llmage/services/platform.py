@@ -18,6 +18,7 @@ from llmage.db.engine import Database
 from llmage.db.migrate import upgrade_async
 from llmage.db.repos.accounts import AccountRepo
 from llmage.db.repos.channels import ChannelRepo
+from llmage.db.repos.holds import HoldRepo
 from llmage.db.repos.tasks import TaskRepo
 from llmage.db.repos.usage import UsageRepo
 from llmage.db.repos.webhooks import WebhookRepo
@@ -64,6 +65,7 @@ class Platform:
         self.accounts = AccountRepo(self.db.engine)
         self.channels = ChannelRepo(self.db.engine)
         self.usage = UsageRepo(self.db.engine)
+        self.holds = HoldRepo(self.db.engine)
         self.task_repo = TaskRepo(self.db.engine, not self.db.is_sqlite)
         self.ledger = Ledger(self.db.money)
         self.keys = KeyCache(self.accounts, s.key_cache_ttl)
@@ -138,7 +140,7 @@ class Platform:
             retry_base_seconds=s.webhook_retry_base_seconds,
         )
         self.sweeper = HoldSweeper(
-            self.db.engine, self.ledger, max_age_seconds=s.chat_hold_max_age_seconds
+            self.holds, self.ledger, max_age_seconds=s.chat_hold_max_age_seconds
         )
         self.reaper = (
             MediaReaper(

@@ -16,14 +16,15 @@ import secrets
 from typing import Any
 
 from llmage.billing.ledger import Hold, Ledger
-from llmage.db.money_store import Stmt, now_ms
-from llmage.db.repos.tasks import TaskRepo, TaskRow, TaskStateChanged, advance_stmt
+from llmage.db.money import Stmt
+from llmage.db.repos.tasks import TaskRepo, TaskStateChanged, advance_stmt
 from llmage.db.repos.webhooks import delivery_insert
 from llmage.domain.catalog import Catalog
+from llmage.domain.clock import now_ms
 from llmage.domain.errors import LlmageError, UpstreamError
 from llmage.domain.media_pricing import quote_media
 from llmage.domain.money import format_amount
-from llmage.domain.tasks import ACTION_TYPE, TaskStatus
+from llmage.domain.tasks import ACTION_TYPE, TaskRow, TaskStatus
 from llmage.observability import metrics
 from llmage.providers.contract import Channel
 from llmage.providers.registry import ProviderRegistry

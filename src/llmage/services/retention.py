@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from llmage.db.money_store import now_ms
 from llmage.db.repos.retention import RetentionRepo
+from llmage.domain.clock import now_ms
 from llmage.services.background import BackgroundLoop
 from llmage.storage.contract import Storage
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from llmage.billing.ledger import Hold, HoldAlreadySettled, Ledger
-from llmage.db.money_store import DuplicateRef, now_ms
+from llmage.db.money import DuplicateRef
+from llmage.db.repos.holds import HoldRepo
 from llmage.db.repos.usage import UsageRecord, usage_insert
+from llmage.domain.clock import now_ms
 from llmage.services.background import BackgroundLoop
 
 log = logging.getLogger(__name__)
@@ -29,14 +28,14 @@ class HoldSweeper(BackgroundLoop):
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        holds: HoldRepo,
         ledger: Ledger,
         *,
         max_age_seconds: float,
         interval_seconds: float = 60.0,
     ) -> None:
         super().__init__()
-        self._engine = engine
+        self._holds = holds
         self._ledger = ledger
         self._max_age_ms = int(max_age_seconds * 1000)
         self._interval = interval_seconds
@@ -54,17 +53,7 @@ class HoldSweeper(BackgroundLoop):
     async def sweep(self) -> int:
         """Release stale open chat holds; returns how many this call settled."""
         cutoff = now_ms() - self._max_age_ms
-        async with self._engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    text(
-                        "SELECT id, user_id, key_id, amount, ref FROM holds"
-                        " WHERE state = 'open' AND purpose = 'chat' AND created_at < :cutoff"
-                        " ORDER BY created_at LIMIT 500"
-                    ),
-                    {"cutoff": cutoff},
-                )
-            ).all()
+        rows = await self._holds.stale_open("chat", cutoff, 500)
         settled = 0
         for r in rows:
             hold = Hold(r.id, r.user_id, r.key_id, r.amount)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmage.db.repos.tasks import TaskRow
+from llmage.domain.tasks import TaskRow
 from llmage.services.media import MediaService
 
 

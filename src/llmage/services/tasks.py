@@ -10,17 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmage.billing.ledger import Hold, Ledger
-from llmage.db.money_store import DuplicateRef, Stmt, now_ms
-from llmage.db.repos.accounts import KeyAuth
+from llmage.db.money import DuplicateRef, Stmt
 from llmage.db.repos.tasks import (
     TaskRepo,
-    TaskRow,
     TaskStateChanged,
     advance_stmt,
     insert_stmt,
     open_tasks_guard,
 )
 from llmage.domain.catalog import Catalog, ModelEntry, ModelKind
+from llmage.domain.clock import now_ms
 from llmage.domain.errors import (
     Conflict,
     InsufficientBalance,
@@ -35,7 +34,8 @@ from llmage.domain.ids import public_id
 from llmage.domain.limits import BucketState, Dim, Refusal
 from llmage.domain.media_pricing import quote_media
 from llmage.domain.params import normalize_params
-from llmage.domain.tasks import MediaSource, TaskDraft, TaskStatus
+from llmage.domain.principal import KeyAuth
+from llmage.domain.tasks import MediaSource, TaskDraft, TaskRow, TaskStatus
 from llmage.limits.limiter import Limiter, refused
 from llmage.observability import metrics
 from llmage.services.media import MediaService, request_fingerprint

@@ -15,9 +15,9 @@ import time
 
 import orjson
 
-from llmage.db.money_store import now_ms
 from llmage.db.repos.tasks import TaskRepo
 from llmage.db.repos.webhooks import WebhookRepo
+from llmage.domain.clock import now_ms
 from llmage.net.fetch import FetchFailed, FetchRejected, GuardedFetcher
 from llmage.services.background import BackgroundLoop
 from llmage.services.media import MediaService

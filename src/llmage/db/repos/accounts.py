@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from llmage.db.money_store import now_ms
 from llmage.db.tables import accounts, api_keys, users
+from llmage.domain.clock import now_ms
 from llmage.domain.limits import LimitPolicy
+from llmage.domain.principal import KeyAuth
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,20 +42,6 @@ class KeyRow:
     spend_limit: int | None
     spent: int
     limits: LimitPolicy | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class KeyAuth:
-    """What a request needs to know about its key; cached in memory by the auth layer."""
-
-    key_id: int
-    user_id: int
-    username: str
-    role: str
-    models: frozenset[str] | None
-    expires_at: int | None
-    key_limits: LimitPolicy | None = None
-    user_limits: LimitPolicy | None = None
 
 
 def _policy(m: Mapping[Any, Any], prefix: str = "") -> LimitPolicy | None:

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from llmage.db.money_store import now_ms
 from llmage.db.tables import channels
+from llmage.domain.clock import now_ms
 from llmage.domain.errors import Conflict
 
 

@@ -5,56 +5,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from llmage.db.money_store import Stmt
+from llmage.db.money import Stmt
 from llmage.db.tables import tasks
-from llmage.domain.tasks import TaskStatus
+from llmage.domain.tasks import TaskRow, TaskStatus
 
 
 class TaskStateChanged(Exception):
     """A compare-and-swap on a task lost: another worker (or a cancel) moved it first."""
-
-
-@dataclass(frozen=True, slots=True)
-class TaskRow:
-    id: str
-    user_id: int
-    key_id: int | None
-    kind: str
-    llmid: str
-    model: str
-    dialect: str
-    platform: str | None
-    status: TaskStatus
-    progress: int
-    params: dict[str, Any]
-    channel_id: int | None
-    provider: str | None
-    upstream_id: str | None
-    hold_id: str
-    quoted: int
-    charged: int | None
-    usage: dict[str, Any] | None
-    outputs: dict[str, Any] | None
-    error_code: str | None
-    error_message: str | None
-    idempotency_key: str | None
-    request_hash: str | None
-    callback_url: str | None
-    remix_of: str | None
-    created_at: int
-    updated_at: int
-    finished_at: int | None
-    deadline_at: int
-    next_poll_at: int
-    polls: int
-    deleted_at: int | None
-    media_expired_at: int | None = None  # retention deleted its stored files
 
 
 def _row(r: Any) -> TaskRow:

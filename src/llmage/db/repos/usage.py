@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from llmage.db.money_store import Stmt
+from llmage.db.money import Stmt
 from llmage.db.tables import usage_records
 
 

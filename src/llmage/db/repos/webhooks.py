@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from llmage.db.money_store import Stmt
+from llmage.db.money import Stmt
 
 
 @dataclass(frozen=True, slots=True)

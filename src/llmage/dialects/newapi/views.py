@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmage.db.repos.tasks import TaskRow
 from llmage.domain.catalog import Catalog
-from llmage.domain.tasks import TaskStatus, newapi_status
+from llmage.domain.tasks import TaskRow, TaskStatus, newapi_status
 from llmage.services.media import MediaService
 from llmage.services.task_views import media_urls
 

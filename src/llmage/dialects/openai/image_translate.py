@@ -13,13 +13,12 @@ import base64
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from llmage.db.repos.tasks import TaskRow
 from llmage.dialects.openai.task_detail import task_error, unix
 from llmage.dialects.openai.video_translate import candidate_entries
 from llmage.dialects.submission import bool_param, convert_files, to_media
 from llmage.domain.catalog import Catalog, ModelEntry, ModelKind
 from llmage.domain.errors import InvalidParameter, LlmageError, UpstreamError, UpstreamKind
-from llmage.domain.tasks import MediaSource, TaskDraft, openai_status
+from llmage.domain.tasks import MediaSource, TaskDraft, TaskRow, openai_status
 
 IMAGE_KINDS = (ModelKind.T2I, ModelKind.I2I)
 RESPONSE_FORMATS = ("b64_json", "url")

@@ -14,7 +14,6 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from llmage.db.repos.tasks import TaskRow
 from llmage.dialects.http import JSONBytes, authenticate, platform_of
 from llmage.dialects.openai.image_translate import (
     b64_item,
@@ -29,7 +28,7 @@ from llmage.dialects.openai.task_detail import is_file_ref
 from llmage.dialects.openai.videos import base_url, detail_of, owned_task, wants_detail
 from llmage.dialects.submission import file_slots, read_submission
 from llmage.domain.errors import UpstreamError, UpstreamKind
-from llmage.domain.tasks import TaskStatus
+from llmage.domain.tasks import TaskRow, TaskStatus
 
 router = APIRouter(prefix="/v1", tags=["OpenAI"])
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from llmage.db.repos.tasks import TaskRow
 from llmage.domain.money import format_amount
+from llmage.domain.tasks import TaskRow
 
 # (stored file reference, a name for the download) -> a signed URL
 UrlOf = Callable[[Mapping[str, Any], str], str]

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from llmage.db.repos.tasks import TaskRow
 from llmage.dialects.openai.task_detail import task_error, unix
 from llmage.dialects.openai.video_sizes import (
     SIDE_OF,
@@ -28,7 +27,7 @@ from llmage.dialects.openai.video_sizes import (
 from llmage.dialects.submission import convert_files, to_media
 from llmage.domain.catalog import Catalog, ModelEntry, ModelKind
 from llmage.domain.errors import InvalidParameter, MissingParameter
-from llmage.domain.tasks import MediaSource, TaskDraft, TaskStatus, openai_status
+from llmage.domain.tasks import MediaSource, TaskDraft, TaskRow, TaskStatus, openai_status
 
 VIDEO_KINDS = (ModelKind.T2V, ModelKind.I2V, ModelKind.R2V)
 _CONTROL = ("model", "seconds", "size", "callback_url")

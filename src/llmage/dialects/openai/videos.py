@@ -14,8 +14,6 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from llmage.db.repos.accounts import KeyAuth
-from llmage.db.repos.tasks import TaskRow
 from llmage.dialects.http import JSONBytes, authenticate, platform_of
 from llmage.dialects.media.routes import media as serve_media
 from llmage.dialects.openai.task_detail import is_file_ref, task_detail
@@ -27,7 +25,8 @@ from llmage.dialects.openai.video_translate import (
 )
 from llmage.dialects.submission import bool_param, file_slots, read_submission
 from llmage.domain.errors import InvalidParameter, InvalidRequest, MissingParameter, NotFound
-from llmage.domain.tasks import MediaSource, TaskStatus
+from llmage.domain.principal import KeyAuth
+from llmage.domain.tasks import MediaSource, TaskRow, TaskStatus
 from llmage.storage.signing import sign
 
 router = APIRouter(prefix="/v1", tags=["OpenAI"])

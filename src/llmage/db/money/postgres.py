@@ -16,14 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llmage.db.money_store import (
-    MAX_BATCH,
-    DuplicateRef,
-    Program,
-    Stmt,
-    deliver,
-    log_unexpected,
-)
+from llmage.db.money.program import MAX_BATCH, DuplicateRef, Program, Stmt, deliver, log_unexpected
 
 log = logging.getLogger(__name__)
 

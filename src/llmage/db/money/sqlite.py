@@ -1,13 +1,13 @@
-"""Executes money programs: short lists of SQL statements that must all apply, or none.
+"""The money store on SQLite: one writer thread, one connection, group commit.
 
 Why not the ORM: the hot path runs one hold and one settle per request, and each is 3–5 statements.
 Through SQLAlchemy + aiosqlite every statement is a thread hop and ~100 µs of Python; here a whole
-*batch* of programs is one transaction (group commit) and, on SQLite, one hop to a writer thread
-where each statement costs microseconds. Every program still runs its own conditional updates in
-order inside a SAVEPOINT, so admission stays one atomic `... WHERE available >= :amount` per hold;
-batching only shares the commit. PostgreSQL runs the same SQL through asyncpg.
+*batch* of programs is one transaction (group commit) and one hop to a writer thread where each
+statement costs microseconds. Every program still runs its own conditional updates in order, so
+admission stays one atomic `... WHERE available >= :amount` per hold; batching only shares the
+commit.
 
-Both stores drain everything queued before `close()` returns: queued programs are holds and
+The store drains everything queued before `close()` returns: queued programs are holds and
 settlements of real requests.
 """
 
@@ -19,68 +19,16 @@ import logging
 import queue
 import sqlite3
 import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from llmage.db.money.program import MAX_BATCH, DuplicateRef, Program, Stmt, deliver, log_unexpected
 
 log = logging.getLogger(__name__)
-
-MAX_BATCH = 256
 
 
 class _Abort(Exception):
     """A program's condition failed during an optimistic batch."""
-
-
-class DuplicateRef(Exception):
-    """A unique reference (ledger ref, hold id) already exists: the operation was done before."""
-
-
-@dataclass(frozen=True, slots=True)
-class Stmt:
-    """One statement with `:name` parameters. If `expect_one` is set and the statement does not
-    change exactly one row, the program aborts (rolled back) with `expect_one()` raised."""
-
-    sql: str
-    params: Mapping[str, Any]
-    expect_one: Callable[[], Exception] | None = None
-
-
-@dataclass(slots=True)
-class Program:
-    stmts: Sequence[Stmt]
-    lock_order: int = 0  # PostgreSQL: programs of a batch run sorted by this to avoid deadlocks
-    future: asyncio.Future[None] | None = field(default=None, repr=False)
-    durable: bool = False  # SQLite: commit this batch with synchronous=FULL whatever the default
-
-
-class MoneyStore(Protocol):
-    async def start(self) -> None: ...
-    async def close(self) -> None: ...
-    async def run(
-        self, stmts: Sequence[Stmt], lock_order: int = 0, *, durable: bool = False
-    ) -> None: ...
-    def submit(self, stmts: Sequence[Stmt], lock_order: int = 0) -> asyncio.Future[None]: ...
-    async def fetch_one(self, sql: str, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
-        """A single-row read in the same SQL dialect (rare paths only)."""
-
-
-def deliver(batch: list[Program], results: list[Exception | None]) -> None:
-    """Each program's outcome to whoever waits for it."""
-    for prog, result in zip(batch, results, strict=True):
-        fut = prog.future
-        if fut is not None and not fut.done():
-            if result is None:
-                fut.set_result(None)
-            else:
-                fut.set_exception(result)
-
-
-def log_unexpected(fut: asyncio.Future[None]) -> None:
-    exc = None if fut.cancelled() else fut.exception()
-    if exc is not None and not isinstance(exc, DuplicateRef):
-        log.error("background money program failed: %r", exc)
 
 
 class SqliteMoneyStore:
@@ -207,8 +155,9 @@ class SqliteMoneyStore:
     @classmethod
     def _execute(cls, conn: sqlite3.Connection, batch: list[Program]) -> list[Exception | None]:
         """Optimistically, the whole batch in one transaction with no per-program savepoints
-        (they cost a third of the writer's statements). If any program fails, that attempt is
-        rolled back entirely and the batch runs again, each program in its own savepoint."""
+        (they cost a third of the writer's statements). If anything in any program fails (a
+        condition, a constraint, a value the driver cannot bind, bad SQL: any error at all), that
+        attempt is rolled back entirely and the batch runs again, each program on its own."""
         conn.execute("BEGIN IMMEDIATE")
         try:
             for prog in batch:
@@ -216,63 +165,69 @@ class SqliteMoneyStore:
                     cur = conn.execute(stmt.sql, stmt.params)
                     if stmt.expect_one is not None and cur.rowcount != 1:
                         raise _Abort
-            conn.execute("COMMIT")
-            return [None] * len(batch)
-        except (_Abort, sqlite3.IntegrityError):
-            conn.execute("ROLLBACK")
+        except Exception:
+            with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
+                conn.execute("ROLLBACK")
+            return cls._execute_careful(conn, batch)
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
-        return cls._execute_careful(conn, batch)
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        return [None] * len(batch)
 
     @staticmethod
     def _execute_careful(conn: sqlite3.Connection, batch: list[Program]) -> list[Exception | None]:
-        results: list[Exception | None] = []
-        # IMMEDIATE takes the write lock up front so a concurrent CLI writer waits (busy_timeout)
-        # instead of failing mid-transaction.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for prog in batch:
-                conn.execute("SAVEPOINT p")
-                try:
-                    for stmt in prog.stmts:
-                        cur = conn.execute(stmt.sql, stmt.params)
-                        if stmt.expect_one is not None and cur.rowcount != 1:
-                            raise stmt.expect_one()
-                except sqlite3.IntegrityError as exc:
-                    conn.execute("ROLLBACK TO p")
-                    results.append(_integrity(exc))
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO p")
-                    results.append(exc)
-                else:
-                    results.append(None)
-                conn.execute("RELEASE p")
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
-        return results
+        """Each program in its own savepoint: an error rolls back that program alone.
+
+        A few errors (disk full, I/O, an interrupt, a trigger's RAISE(ROLLBACK)) make SQLite end
+        the whole transaction, not just the failing statement, taking the programs before it with
+        it. Then the failing program keeps its error and the pass starts over without it; every
+        pass removes one program, so this ends. Only a failing BEGIN or COMMIT fails them all.
+        """
+        failed: dict[int, Exception] = {}
+        while True:
+            # IMMEDIATE takes the write lock up front so a concurrent CLI writer waits
+            # (busy_timeout) instead of failing mid-transaction.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                ended = False
+                for i, prog in enumerate(batch):
+                    if i in failed:
+                        continue
+                    conn.execute("SAVEPOINT p")
+                    try:
+                        for stmt in prog.stmts:
+                            cur = conn.execute(stmt.sql, stmt.params)
+                            if stmt.expect_one is not None and cur.rowcount != 1:
+                                raise stmt.expect_one()
+                    except Exception as exc:
+                        failed[i] = _outcome(exc)
+                        if not conn.in_transaction:
+                            ended = True
+                            break
+                        conn.execute("ROLLBACK TO p")
+                    conn.execute("RELEASE p")
+                if ended:
+                    log.warning("money program ended its transaction: %r", failed[i])
+                    continue
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            return [failed.get(i) for i in range(len(batch))]
 
 
-def _integrity(exc: Exception) -> Exception:
-    text = str(exc).lower()
-    if "unique" in text or "duplicate" in text:
-        return DuplicateRef(str(exc))
+def _outcome(exc: Exception) -> Exception:
+    """What the waiting caller sees: a unique violation means "done before"."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        text = str(exc).lower()
+        if "unique" in text or "duplicate" in text:
+            return DuplicateRef(str(exc))
     return exc
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def make_money_store(database_url: str, sqlite_synchronous: str) -> MoneyStore:
-    if database_url.startswith("sqlite"):
-        path = database_url.split("///", 1)[1]
-        return SqliteMoneyStore(path, sqlite_synchronous)
-    from llmage.db.money_pg import PostgresMoneyStore  # imports this module: keep it lazy
-
-    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-    return PostgresMoneyStore(dsn)
