@@ -34,6 +34,7 @@ from llmage.dialects.platform.media_routes import router as platform_media_route
 from llmage.dialects.platform.routes import router as platform_router
 from llmage.domain.errors import InvalidRequest, LlmageError, NotFound
 from llmage.observability import metrics
+from llmage.observability.logs import configure
 from llmage.services.platform import Platform
 from llmage.settings import Settings, get_settings
 
@@ -232,3 +233,11 @@ def create_app(settings: Settings | None = None) -> HotPath:
     ]
     app.add_middleware(MetricsMiddleware)
     return HotPath(app, lean_routes)
+
+
+def create_worker_app() -> HotPath:
+    """The app of one `serve --workers N` process, configured like the parent (from the
+    environment: worker processes are spawned, not forked)."""
+    settings = get_settings()
+    configure(settings.log_level, settings.log_json)
+    return create_app(settings)

@@ -90,9 +90,11 @@ def serve(host: str | None, port: int | None, demo: bool, workers: int, poller_o
         # Each worker process builds its own app from the same environment; the parent binds
         # the one port and hands it to all of them.
         uvicorn.run(
-            "llmage.app:create_app",
+            "llmage.app:create_worker_app",
             factory=True,
             workers=workers,
+            # A worker still importing on a busy machine is not a hung one.
+            timeout_worker_healthcheck=60,
             host=host,
             port=port,
             loop="uvloop",
