@@ -8,6 +8,7 @@ import click
 
 from llmage.cli.runtime import run
 from llmage.providers.registry import CHAT_PROVIDERS
+from llmage.services.invalidation import CHANNELS
 from llmage.services.platform import Platform
 
 
@@ -93,7 +94,7 @@ def channel_add(
             opts[k] = v
 
     async def work(p: Platform) -> int:
-        return await p.channels.add(
+        channel_id = await p.channels.add(
             name=name,
             provider=provider,
             platform=platform or provider,
@@ -105,6 +106,8 @@ def channel_add(
             priority=priority,
             weight=weight,
         )
+        await p.invalidate(CHANNELS)  # every running instance picks it up within a second
+        return channel_id
 
     channel_id = run(work)
     click.echo(f"added channel {name} (id {channel_id})")
@@ -128,7 +131,9 @@ def channel_list() -> None:
 
 def _toggle(ident: str, enabled: bool) -> None:
     async def work(p: Platform) -> bool:
-        return await p.channels.set_enabled(ident, enabled)
+        changed = await p.channels.set_enabled(ident, enabled)
+        await p.invalidate(CHANNELS)
+        return changed
 
     if not run(work):
         raise click.ClickException(f"no channel {ident!r}")

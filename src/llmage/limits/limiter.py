@@ -53,7 +53,11 @@ class Admission:
             return
         self.ended = True
         delta = 0 if used_tokens is None else used_tokens - self.tokens
-        self.limiter._end(self, delta)
+        try:
+            self.limiter._end(self, delta)
+        except Exception:
+            # Called from settlement: whatever happens here, the money must still settle.
+            log.exception("ending a limits admission failed; its slot frees with its lease")
 
 
 class Limiter:
@@ -138,7 +142,11 @@ class Limiter:
         if not adm.shared:
             self._memory.settle(adm.rules, token_delta, self._clock())
             return
-        task = asyncio.get_running_loop().create_task(self._end_shared(adm, token_delta))
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a stream finalised at shutdown): the Redis lease frees the slot
+        task = loop.create_task(self._end_shared(adm, token_delta))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
