@@ -141,6 +141,20 @@ def reconcile() -> None:
     click.echo(f"ledger consistent: {len(CHECKS)} invariants hold")
 
 
+@cli.command("reload-catalog")
+def reload_catalog() -> None:
+    """Make every running instance re-read its catalog (LLMAGE_CATALOG_FILE): new models and
+    prices apply within a second with LLMAGE_REDIS_URL set (else when each instance restarts)."""
+    from llmage.services.invalidation import CATALOG
+
+    async def work(p: Platform) -> int:
+        await p.invalidate(CATALOG)
+        return len(p.catalog)
+
+    n = run(work)
+    click.echo(f"announced a catalog of {n} models to every instance")
+
+
 cli.add_command(user)
 cli.add_command(key)
 cli.add_command(credit)

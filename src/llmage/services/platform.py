@@ -31,7 +31,7 @@ from llmage.providers.sim import SimProvider
 from llmage.providers.sim_media import SimMediaProvider
 from llmage.providers.transport import Transport
 from llmage.services.chat import ChatService
-from llmage.services.invalidation import CHANNELS, KEYS, InvalidationBus
+from llmage.services.invalidation import CATALOG, CHANNELS, KEYS, InvalidationBus
 from llmage.services.media import MediaService
 from llmage.services.poller import TaskPoller
 from llmage.services.retention import MediaReaper
@@ -77,6 +77,7 @@ class Platform:
         self.bus = InvalidationBus(self.redis, s.redis_url, s.redis_prefix)
         self.bus.on(KEYS, self.keys.invalidate)
         self.bus.on(CHANNELS, self.directory.invalidate)
+        self.bus.on(CATALOG, self.reload_catalog)
         self.bus.on_state(self._cache_lifetimes)
         self.transport = Transport(
             pool_size=s.upstream_pool_size,
@@ -153,6 +154,17 @@ class Platform:
             else None
         )
         self._workers = False
+
+    def reload_catalog(self) -> None:
+        """Read the catalog again (models and prices changed): in place, so every service
+        holding it prices the next request with the new one. A broken file keeps the old."""
+        s = self.settings
+        try:
+            fresh = load_catalog_file(s.catalog_file) if s.catalog_file else load_catalog()
+        except Exception:
+            log.exception("catalog reload failed; keeping the catalog in use")
+            return
+        self.catalog.adopt(fresh)
 
     def _cache_lifetimes(self, informed: bool) -> None:
         s = self.settings
