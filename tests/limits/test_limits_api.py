@@ -141,3 +141,20 @@ def test_openai_sdk_retries_a_concurrency_429_and_succeeds(
     assert requests_with(route, 429) >= refused_before + 1
     assert len(upstream.requests) == 2
     assert stack.wait_settled(acct.user_id)[1] == 0
+
+
+def test_a_model_override_has_its_own_bucket(stack: Stack, upstream: FakeOpenAI) -> None:
+    acct = stack.account("10", limits={"rpm": 10})
+    keys = stack.admin.call(stack.platform.accounts.list_keys(acct.user_id))
+    stack.admin.call(
+        AccountService(stack.platform).update_key_limits(keys[0].id, {"rpm": 1}, "deepseek-chat")
+    )
+    # Set before the key's first request: the server reads it with the key.
+    h = stack.headers(acct)
+    sim = {**CHAT, "model": "qwen3-max"}
+    with httpx.Client(base_url=stack.url, timeout=30) as c:
+        assert c.post("/v1/chat/completions", json=CHAT, headers=h).status_code == 200
+        r = c.post("/v1/chat/completions", json=CHAT, headers=h)
+        assert r.status_code == 429 and r.headers["x-ratelimit-limit-requests"] == "1"
+        for _ in range(3):  # other models: the key's general 10 per minute
+            assert c.post("/v1/chat/completions", json=sim, headers=h).status_code == 200
