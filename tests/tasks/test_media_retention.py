@@ -45,9 +45,9 @@ def test_retention_deletes_old_files_and_keeps_the_record(
     assert env.wait(acc, young)["status"] == "SUCCEEDED"
     old_row, young_row = env.task(old), env.task(young)
     assert old_row.finished_at is not None and young_row.finished_at is not None
-    shared_input = old_row.params["image1_file"]["key"]
-    assert young_row.params["image1_file"]["key"] == shared_input
-    old_outputs = [old_row.outputs[k]["key"] for k in ("video", "cover")]  # type: ignore[index]
+    shared_input = old_row.inputs["image1_file"].key  # type: ignore[union-attr]
+    assert young_row.inputs["image1_file"].key == shared_input  # type: ignore[union-attr]
+    old_outputs = [old_row.outputs[k].key for k in ("video", "cover")]  # type: ignore[union-attr]
     assert old_row.outputs != young_row.outputs
     assert all(stored(env, k) for k in [*old_outputs, shared_input])
 

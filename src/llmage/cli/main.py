@@ -12,7 +12,7 @@ from llmage.cli.generate import image, video
 from llmage.cli.runtime import run
 from llmage.cli.tasks import tasks
 from llmage.observability.logs import configure
-from llmage.services.platform import Platform
+from llmage.services.platform import Platform, upgrade_schema
 from llmage.settings import get_settings
 
 
@@ -119,9 +119,7 @@ def serve(host: str | None, port: int | None, demo: bool, workers: int, poller_o
 @cli.command()
 def migrate() -> None:
     """Upgrade the database schema to the newest version (in place)."""
-    from llmage.db.migrate import upgrade
-
-    upgrade(get_settings().effective_database_url)
+    upgrade_schema(get_settings())
     click.echo("database is at the newest schema")
 
 
@@ -129,9 +127,8 @@ def migrate() -> None:
 def reconcile() -> None:
     """Check every money invariant; exit 1 and list offending rows if any is broken."""
     from llmage.billing.reconcile import CHECKS
-    from llmage.billing.reconcile import reconcile as check
 
-    violations = run(lambda p: check(p.db.engine))
+    violations = run(lambda p: p.reconcile())
     for v in violations:
         click.secho(f"BROKEN: {v.rule}", fg="red", err=True)
         for row in v.rows:

@@ -23,6 +23,7 @@ import click
 
 from llmage.cli.runtime import run
 from llmage.domain.money import format_amount
+from llmage.domain.stored_files import files_record
 from llmage.domain.tasks import TaskStatus
 from llmage.services.accounts import AccountService
 from llmage.services.platform import Platform
@@ -366,7 +367,8 @@ def tasks_show(taskid: str) -> None:
         ("remix of", r.remix_of or "-"),
         ("params", json.dumps(r.params, ensure_ascii=False, sort_keys=True)),
         ("usage", json.dumps(r.usage, ensure_ascii=False, sort_keys=True) if r.usage else "-"),
-        ("outputs", json.dumps(r.outputs, sort_keys=True) if r.outputs else "-"),
+        ("inputs", json.dumps(files_record(r.inputs), sort_keys=True) if r.inputs else "-"),
+        ("outputs", json.dumps(files_record(r.outputs), sort_keys=True) if r.outputs else "-"),
     ]
     for label, value in lines:
         click.echo(f"{label + ':':<13}{value}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 
 
@@ -12,6 +12,7 @@ class LlmageError(Exception):
     status: int = 400
     type: str = "invalid_request_error"  # OpenAI error `type`
     code: str | None = None  # OpenAI error `code`
+    usage_id: str | None = None  # the failed call's usage record, if it got one
 
     headers: dict[str, str] | None = None  # extra response headers (Retry-After ...)
 
@@ -123,6 +124,17 @@ class RateLimited(LlmageError):
         self.headers = headers
 
 
+class ClientClosedRequest(LlmageError):
+    """The client went away before the answer: nobody reads this (nginx's 499)."""
+
+    status = 499
+    type = "client_closed_request"
+    code = "client_closed_request"
+
+    def __init__(self) -> None:
+        super().__init__("Client closed the request")
+
+
 class ServiceUnavailable(LlmageError):
     status = 503
     type = "server_error"
@@ -155,6 +167,12 @@ class UpstreamError(LlmageError):
             self.type = "invalid_request_error"
         elif kind is UpstreamKind.TIMEOUT:
             self.status = 504
+
+    def redact(self, redactor: Callable[[str], str]) -> UpstreamError:
+        """The message without what `redactor` removes (credentials, upstream addresses)."""
+        self.message = redactor(self.message)
+        self.args = (self.message,)
+        return self
 
     @property
     def retryable(self) -> bool:

@@ -13,9 +13,10 @@ import logging
 from llmage.auth.crypto import CredentialBox
 from llmage.auth.keys import KeyCache
 from llmage.billing.ledger import Ledger
+from llmage.billing.reconcile import Violation, reconcile
 from llmage.catalog import load_catalog, load_catalog_file
 from llmage.db.engine import Database
-from llmage.db.migrate import upgrade_async
+from llmage.db.migrate import upgrade, upgrade_async
 from llmage.db.repos.accounts import AccountRepo
 from llmage.db.repos.channels import ChannelRepo
 from llmage.db.repos.holds import HoldRepo
@@ -33,6 +34,7 @@ from llmage.providers.transport import Transport
 from llmage.services.chat import ChatService
 from llmage.services.invalidation import CATALOG, CHANNELS, KEYS, InvalidationBus
 from llmage.services.media import MediaService
+from llmage.services.media_links import MediaLinks
 from llmage.services.poller import TaskPoller
 from llmage.services.retention import MediaReaper
 from llmage.services.routing import ChannelDirectory
@@ -47,6 +49,11 @@ log = logging.getLogger(__name__)
 
 # While invalidations from other instances cannot arrive, no cache lives longer than this.
 _UNINFORMED_TTL = 1.0
+
+
+def upgrade_schema(settings: Settings) -> None:
+    """Bring the database schema to the newest version, in place (`llmage migrate`)."""
+    upgrade(settings.effective_database_url)
 
 
 class Platform:
@@ -83,6 +90,10 @@ class Platform:
             pool_size=s.upstream_pool_size,
             connect_timeout=s.upstream_connect_timeout,
             read_timeout=s.upstream_read_timeout,
+            total_timeout=s.upstream_total_timeout,
+            stream_total_timeout=s.upstream_stream_total_timeout,
+            stream_gap_timeout=s.upstream_stream_gap_timeout,
+            keepalive_expiry=s.upstream_keepalive_expiry,
         )
         self.providers = ProviderRegistry(
             self.transport,
@@ -100,6 +111,8 @@ class Platform:
             ledger=self.ledger,
             default_max_tokens=s.chat_default_max_tokens,
             attachment_tokens=s.image_token_estimate,
+            call_timeout=s.upstream_total_timeout,
+            stream_timeout=s.upstream_stream_total_timeout,
             limits=self.limiter,
         )
         self.storage = make_storage(s)
@@ -109,7 +122,10 @@ class Platform:
             allow_hosts=frozenset(s.fetch_allow_hosts),
         )
         self.media = MediaService(
-            self.storage, self.fetcher, self.media_secret, s.media_url_ttl, s.max_input_file_bytes
+            self.storage,
+            self.fetcher,
+            MediaLinks(self.storage, self.media_secret, s.media_url_ttl),
+            s.max_input_file_bytes,
         )
         self.poller = TaskPoller(
             settings=s,
@@ -140,9 +156,7 @@ class Platform:
             base_url=self.poller.base_url,
             retry_base_seconds=s.webhook_retry_base_seconds,
         )
-        self.sweeper = HoldSweeper(
-            self.holds, self.ledger, max_age_seconds=s.chat_hold_max_age_seconds
-        )
+        self.sweeper = HoldSweeper(self.holds, self.ledger, max_age_seconds=s.chat_hold_max_age)
         self.reaper = (
             MediaReaper(
                 self.db.engine,
@@ -213,6 +227,10 @@ class Platform:
             if self.reaper is not None:
                 await self.reaper.start()
             self._workers = True
+
+    async def reconcile(self) -> list[Violation]:
+        """Every money invariant over the whole ledger; the rules broken, with sample rows."""
+        return await reconcile(self.db.engine)
 
     async def close(self) -> None:
         await self.bus.close()

@@ -141,14 +141,11 @@ class TaskPoller:
         return None
 
     def _job(self, row: TaskRow, channel: Channel) -> TaskSubmission:
-        entry = self._catalog.by_llmid(row.llmid)
-        specs = entry.params if entry else ()
-        plain, media = self._media.inputs(specs, row.params, self.base_url)
         return TaskSubmission(
             kind=row.kind,
             model=channel.upstream_model(row.model),
-            params=plain,
-            media=media,
+            params=row.params,
+            media=self._media.inputs(row.inputs, self.base_url),
             llmid=row.llmid,
         )
 
@@ -329,10 +326,12 @@ class TaskPoller:
 
     async def _fail(self, row: TaskRow, code: str, message: str) -> None:
         now = now_ms()
+        # Provider text is kept (and shown, and sent to webhooks) only without our secrets.
+        redact = await self._directory.redactor()
         fields = {
             "status": TaskStatus.FAILED.value,
-            "error_code": code[:64],
-            "error_message": message,
+            "error_code": redact(code, 64),
+            "error_message": redact(message),
             "charged": 0,
             "updated_at": now,
             "finished_at": now,

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from llmage.auth.crypto import CredentialBox
 from llmage.db.repos.channels import ChannelRepo, ChannelRow
+from llmage.domain.redaction import Redactor, redactor
 from llmage.providers.contract import Channel
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,13 @@ class ChannelDirectory:
             ]
             self._matches[key] = found
         return found if len(found) < 2 else order_channels(found, self._rng)
+
+    async def redactor(self) -> Redactor:
+        """Removes every channel's credentials and address (disabled channels' too): for
+        upstream text kept where its channel is not certain, such as a task's error."""
+        await self.all()
+        channels = self._by_id.values()
+        return redactor((s for c in channels for s in c.secrets), (c.base_url for c in channels))
 
     async def platforms(self) -> set[str]:
         return {c.platform for c in await self.all()}

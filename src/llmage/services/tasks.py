@@ -190,8 +190,9 @@ class TaskService:
                 return self._replay(existing, fingerprint)
         # A submit is a request (rpm); open tasks are counted in the submit transaction below.
         await self._limits.admit(auth, (q.model, q.entry.llmid), concurrent=False)
-        params = await self._media.materialize(q.entry.params, q.params)
-        params.update({k: v for k, v in draft.extra.items() if k not in params})
+        params, inputs = await self._media.materialize(q.entry.params, q.params)
+        # Vendor extras pass through as plain values; they never shadow a parameter or a file.
+        params.update({k: v for k, v in draft.extra.items() if k not in params and k not in inputs})
         now = now_ms()
         task_id = public_id()
         values = {
@@ -204,6 +205,7 @@ class TaskService:
             "dialect": dialect,
             "platform": draft.platform,
             "params": params,
+            "inputs": inputs,
             "quoted": q.amount,
             "idempotency_key": idempotency_key,
             "request_hash": fingerprint,

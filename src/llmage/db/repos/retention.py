@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 @dataclass(frozen=True, slots=True)
 class ExpiringTask:
     id: str
-    keys: frozenset[str]  # storage keys of its inputs (params) and outputs
+    keys: frozenset[str]  # storage keys of its stored inputs and outputs
 
 
 def _refs(value: Any) -> Iterator[str]:
-    """Storage keys inside stored params or outputs (file refs are dicts with key + type)."""
+    """Storage keys inside a task's `inputs` or `outputs` record (dicts with key + type)."""
     if isinstance(value, dict):
         if isinstance(value.get("key"), str) and "content_type" in value:
             yield value["key"]
@@ -37,16 +37,17 @@ class RetentionRepo:
     async def due(self, cutoff_ms: int, limit: int) -> list[ExpiringTask]:
         """Tasks that finished before `cutoff_ms` and still have their files, oldest first."""
         sql = text(
-            "SELECT id, params, outputs FROM tasks WHERE finished_at < :cutoff"
+            "SELECT id, inputs, outputs FROM tasks WHERE finished_at < :cutoff"
             " AND media_expired_at IS NULL ORDER BY finished_at LIMIT :limit"
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(sql, {"cutoff": cutoff_ms, "limit": limit})).all()
         out = []
         for r in rows:
-            keys = set(_refs(json.loads(r.params)))
-            if r.outputs:
-                keys.update(_refs(json.loads(r.outputs)))
+            keys: set[str] = set()
+            for column in (r.inputs, r.outputs):
+                if column:
+                    keys.update(_refs(json.loads(column)))
             out.append(ExpiringTask(r.id, frozenset(keys)))
         return out
 
@@ -56,20 +57,20 @@ class RetentionRepo:
         sql = text(
             "SELECT 1 FROM tasks WHERE media_expired_at IS NULL"
             " AND (finished_at IS NULL OR finished_at >= :cutoff)"
-            " AND (params LIKE :pattern OR outputs LIKE :pattern) LIMIT 1"
+            " AND (inputs LIKE :pattern OR outputs LIKE :pattern) LIMIT 1"
         )
         async with self._engine.connect() as conn:
             row = (await conn.execute(sql, {"cutoff": cutoff_ms, "pattern": f'%"{key}"%'})).first()
         return row is not None
 
     async def mark_expired(self, task_ids: Iterable[str], now_ms: int) -> int:
-        """The task keeps its record (status, usage, charge); its outputs no longer point
-        anywhere."""
+        """The task keeps its record (status, params, usage, charge); its file records go, so
+        no view mints a link to a deleted file."""
         ids = list(task_ids)
         if not ids:
             return 0
         sql = text(
-            "UPDATE tasks SET media_expired_at = :now, outputs = NULL"
+            "UPDATE tasks SET media_expired_at = :now, inputs = NULL, outputs = NULL"
             " WHERE id = :id AND media_expired_at IS NULL"
         )
         async with self._engine.begin() as conn:
