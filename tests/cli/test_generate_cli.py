@@ -122,7 +122,7 @@ def test_images_choose_the_kind_and_upload_files(gen: Gen) -> None:
     assert row.llmid == llmid(I2V, ModelKind.I2V) and "image1_file" in row.inputs
     row = gen.task(first_last.stdout.strip())
     assert row.llmid == llmid(FIRST_LAST, ModelKind.I2V) and row.model == FIRST_LAST
-    assert {"image1_file", "image2_file"} <= row.params.keys()
+    assert {"image1_file", "image2_file"} <= row.inputs.keys()
     row = gen.task(r2v.stdout.strip())
     assert row.llmid == llmid(R2V, ModelKind.R2V) and len(row.inputs["image_files"]) == 2
     row = gen.task(by_llmid.stdout.strip())
