@@ -36,9 +36,9 @@ def downgrade() -> None:
     op.drop_index("ix_tasks_finished", table_name="tasks")
     op.drop_index("ix_tasks_key_status", table_name="tasks")
     op.drop_index("ix_tasks_user_status", table_name="tasks")
-    with op.batch_alter_table("tasks") as batch:
-        batch.drop_column("media_expired_at")
+    # Plain DROP COLUMN (SQLite 3.35+): a batch copy of `users` would have to drop a table
+    # other tables' foreign keys point at.
+    op.drop_column("tasks", "media_expired_at")
     for table in ("users", "api_keys"):
-        with op.batch_alter_table(table) as batch:
-            for name in (*_LIMIT_COLUMNS, "model_limits"):
-                batch.drop_column(name)
+        for name in (*_LIMIT_COLUMNS, "model_limits"):
+            op.drop_column(table, name)
