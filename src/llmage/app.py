@@ -19,6 +19,8 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from llmage.console import errors as console_errors
+from llmage.console.api import ROUTERS as console_routers
 from llmage.dialects.http import JSONBytes
 from llmage.dialects.media.routes import router as media_router
 from llmage.dialects.native import errors as native_errors
@@ -46,6 +48,8 @@ def _dialect_error(path: str, exc: LlmageError) -> Response:
     that failed after it got a usage record names it, as a successful one does."""
     if path.startswith("/llmage/"):
         response = native_errors.error_response(exc)
+    elif path.startswith("/api/"):
+        response = console_errors.error_response(exc)
     elif path.startswith("/v1/video/generations"):
         response = newapi_errors.error_response(exc)
     else:
@@ -244,6 +248,8 @@ def create_app(settings: Settings | None = None) -> HotPath:
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> Response:
+        if request.url.path.startswith("/api/"):
+            return console_errors.error_response(console_errors.from_validation(list(exc.errors())))
         first = exc.errors()[0] if exc.errors() else {}
         param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
         return _dialect_error(
@@ -279,6 +285,7 @@ def create_app(settings: Settings | None = None) -> HotPath:
         openai_videos_router,
         openai_images_router,
         newapi_router,
+        *console_routers,
         # Last: the `/{platform}` prefix matches broadly.
         platform_router,
         platform_media_router,

@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -146,6 +146,46 @@ class Settings(BaseSettings):
         description="host:port pairs exempt from the private-address rule (operator allow-list)",
     )
     fetch_timeout_seconds: float = 120.0  # whole exchange: DNS, redirects and body
+    # Time zone of dates in the console (date filters, the daily spend chart)
+    timezone: str = "Asia/Shanghai"
+    # Top-up (Alipay, RSA2 keys). Unset app id: top-up is off. Notify and return URLs are
+    # <public_base_url>/api/payments/alipay/notify and .../return: Alipay must reach the first.
+    alipay_app_id: str | None = None
+    alipay_seller_id: str | None = Field(None, description="The merchant's PID (2088...)")
+    alipay_private_key: SecretStr | None = Field(
+        None, description="The app's RSA private key: PEM, bare base64, or a path to either"
+    )
+    alipay_public_key: str | None = Field(
+        None, description="Alipay's RSA public key (not the app's): PEM, bare base64, or a path"
+    )
+    alipay_gateway: str = "https://openapi.alipay.com/gateway.do"
+    alipay_subject: str = "账户充值"  # the order title the buyer sees in Alipay
+    alipay_order_ttl_seconds: int = 1800  # sent as time_expire; closed locally after that
+    alipay_check_interval_seconds: float = 60.0  # how often pending orders are queried
+    topup_min_amount: str = "1"  # currency units
+    topup_max_amount: str = "50000"
+
+    # Console: sessions, CSRF, SMS
+    session_ttl_seconds: int = Field(
+        7 * 86400, description="A console login lasts this long (absolute; logout ends it)"
+    )
+    cookie_secure: bool | None = Field(
+        None,
+        description="Mark console cookies Secure; default: when the request came over https",
+    )
+    console_origins: list[str] = Field(
+        default_factory=list,
+        description="Extra origins (scheme://host[:port]) allowed to send unsafe console "
+        "requests, besides the server's own and LLMAGE_PUBLIC_BASE_URL's",
+    )
+    sms_backend: str = Field("log", description="log (codes in the server log) or aliyun")
+    sms_code_ttl_seconds: int = 300
+    sms_code_attempts: int = 5  # wrong guesses that burn a code
+    sms_aliyun_endpoint: str = "https://dysmsapi.aliyuncs.com"
+    sms_aliyun_access_key_id: str | None = None
+    sms_aliyun_access_key_secret: SecretStr | None = None
+    sms_aliyun_sign_name: str | None = None
+    sms_aliyun_template_code: str | None = None
 
     @classmethod
     def settings_customise_sources(

@@ -49,8 +49,9 @@ def free_socket() -> socket.socket:
 class LlmageServer:
     """The real app under uvicorn on a free port, in its own thread and loop."""
 
-    def __init__(self, app: Any) -> None:
-        self._sock = free_socket()
+    def __init__(self, app: Any, sock: socket.socket | None = None) -> None:
+        # A socket bound beforehand lets settings name the server's own URL (public_base_url).
+        self._sock = sock or free_socket()
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(

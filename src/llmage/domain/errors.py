@@ -178,3 +178,38 @@ class UpstreamError(LlmageError):
     def retryable(self) -> bool:
         # A timeout is not retried: the upstream may still be working (and billing us) on it.
         return self.kind in (UpstreamKind.RETRYABLE, UpstreamKind.QUOTA, UpstreamKind.AUTH)
+
+
+class NotAuthenticated(LlmageError):
+    """No valid console session (or admin key): log in first."""
+
+    status = 401
+    type = "authentication_error"
+    code = "not_authenticated"
+
+    def __init__(self, message: str = "Not logged in: log in to use the console API") -> None:
+        super().__init__(message)
+
+
+class Forbidden(LlmageError):
+    status = 403
+    type = "permission_error"
+    code = "forbidden"
+
+
+class CsrfRejected(Forbidden):
+    """A cookie-authenticated unsafe request without a matching CSRF token or from elsewhere."""
+
+    code = "csrf_failed"
+
+
+class TooManyAttempts(LlmageError):
+    """A console throttle (login, SMS, code guessing) refused; `retry_after` is in seconds."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float, param: str | None = None) -> None:
+        super().__init__(message, param=param)
+        self.retry_after = max(1, int(retry_after + 0.999))

@@ -12,6 +12,7 @@ import logging
 
 from llmage.auth.crypto import CredentialBox
 from llmage.auth.keys import KeyCache
+from llmage.billing.alipay_client import AlipayClient
 from llmage.billing.ledger import Ledger
 from llmage.billing.reconcile import Violation, reconcile
 from llmage.catalog import load_catalog, load_catalog_file
@@ -19,8 +20,14 @@ from llmage.db.engine import Database
 from llmage.db.migrate import upgrade, upgrade_async
 from llmage.db.repos.accounts import AccountRepo
 from llmage.db.repos.channels import ChannelRepo
+from llmage.db.repos.credits import AdjustmentRepo
+from llmage.db.repos.finance import FinanceRepo
 from llmage.db.repos.holds import HoldRepo
+from llmage.db.repos.redeem import RedeemRepo
+from llmage.db.repos.sessions import SessionRepo
+from llmage.db.repos.sms_codes import SmsCodeRepo
 from llmage.db.repos.tasks import TaskRepo
+from llmage.db.repos.topups import TopupRepo
 from llmage.db.repos.usage import UsageRepo
 from llmage.db.repos.webhooks import WebhookRepo
 from llmage.domain.catalog import Catalog
@@ -31,17 +38,25 @@ from llmage.providers.registry import ProviderRegistry
 from llmage.providers.sim import SimProvider
 from llmage.providers.sim_media import SimMediaProvider
 from llmage.providers.transport import Transport
+from llmage.services.adjustments import AdjustmentService
 from llmage.services.chat import ChatService
+from llmage.services.console_auth import ConsoleAuth
+from llmage.services.finance import FinanceService
 from llmage.services.invalidation import CATALOG, CHANNELS, KEYS, InvalidationBus
 from llmage.services.media import MediaService
 from llmage.services.media_links import MediaLinks
 from llmage.services.poller import TaskPoller
+from llmage.services.redeem import RedeemService
 from llmage.services.retention import MediaReaper
 from llmage.services.routing import ChannelDirectory
+from llmage.services.sessions import SessionService
 from llmage.services.sweeper import HoldSweeper
 from llmage.services.tasks import TaskService
+from llmage.services.topups import PendingTopupJob, TopupService, alipay_config
+from llmage.services.webhook_secrets import WebhookSecrets
 from llmage.services.webhooks import WebhookSender
 from llmage.settings import Settings
+from llmage.sms import make_sms_sender
 from llmage.storage.factory import make_storage
 from llmage.storage.video_tools import SimRenderer
 
@@ -70,12 +85,29 @@ class Platform:
             s.webhook_secret.encode() if s.webhook_secret else self.box.derive("webhooks")
         )
         self.accounts = AccountRepo(self.db.engine)
+        self.webhook_secrets = WebhookSecrets(self.accounts, self.webhook_secret)
         self.channels = ChannelRepo(self.db.engine)
         self.usage = UsageRepo(self.db.engine)
         self.holds = HoldRepo(self.db.engine)
         self.task_repo = TaskRepo(self.db.engine, not self.db.is_sqlite)
         self.ledger = Ledger(self.db.money)
         self.keys = KeyCache(self.accounts, s.key_cache_ttl)
+        self.sessions = SessionService(
+            SessionRepo(self.db.engine),
+            self.accounts,
+            csrf_secret=self.box.derive("csrf"),
+            ttl_seconds=s.session_ttl_seconds,
+        )
+        self.sms = make_sms_sender(s)
+        self.console_auth = ConsoleAuth(
+            accounts=self.accounts,
+            sessions=self.sessions,
+            codes=SmsCodeRepo(self.db.engine),
+            sms=self.sms,
+            code_secret=self.box.derive("sms-codes"),
+            code_ttl_seconds=s.sms_code_ttl_seconds,
+            code_attempts=s.sms_code_attempts,
+        )
         self.directory = ChannelDirectory(self.channels, self.box, s.channel_cache_ttl)
         self.redis = Redis(s.redis_url, timeout=s.redis_timeout_seconds) if s.redis_url else None
         self.limiter = Limiter(
@@ -152,11 +184,29 @@ class Platform:
             tasks=self.task_repo,
             media=self.media,
             fetcher=self.fetcher,
-            secret=self.webhook_secret,
+            secret_for=self.webhook_secrets.signing_key,
             base_url=self.poller.base_url,
             retry_base_seconds=s.webhook_retry_base_seconds,
         )
         self.sweeper = HoldSweeper(self.holds, self.ledger, max_age_seconds=s.chat_hold_max_age)
+        # Money outside holds: top-up, redeem codes, manual adjustments, finance views
+        alipay_cfg = alipay_config(s, self.poller.base_url)
+        self.alipay = AlipayClient(alipay_cfg) if alipay_cfg else None
+        self.topups = TopupService(
+            TopupRepo(self.db.engine, self.db.money),
+            self.alipay,
+            subject=s.alipay_subject,
+            order_ttl_seconds=s.alipay_order_ttl_seconds,
+            check_interval_seconds=s.alipay_check_interval_seconds,
+            min_amount=s.topup_min_amount,
+            max_amount=s.topup_max_amount,
+        )
+        self.topup_job = PendingTopupJob(self.topups, s.alipay_check_interval_seconds)
+        self.redeem = RedeemService(RedeemRepo(self.db.engine, self.db.money))
+        self.adjustments = AdjustmentService(
+            AdjustmentRepo(self.db.engine, self.db.money), self.accounts
+        )
+        self.finance = FinanceService(FinanceRepo(self.db.engine), self.accounts, s.timezone)
         self.reaper = (
             MediaReaper(
                 self.db.engine,
@@ -224,6 +274,8 @@ class Platform:
             await self.poller.start()
             await self.webhooks.start()
             await self.sweeper.start()
+            if self.alipay is not None:
+                await self.topup_job.start()
             if self.reaper is not None:
                 await self.reaper.start()
             self._workers = True
@@ -235,6 +287,7 @@ class Platform:
     async def close(self) -> None:
         await self.bus.close()
         if self._workers:
+            await self.topup_job.stop()
             if self.reaper is not None:
                 await self.reaper.stop()
             await self.sweeper.stop()
@@ -244,5 +297,8 @@ class Platform:
         if self.redis is not None:
             await self.redis.close()
         await self.transport.close()
+        if self.alipay is not None:
+            await self.alipay.close()
+        await self.sms.close()
         await self.storage.close()
         await self.db.close()

@@ -5,7 +5,7 @@ API keys; `tasks.media_expired_at` set when retention deleted a task's stored fi
 for counting a user's or key's open tasks and for finding finished tasks by age.
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0003"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
