@@ -26,7 +26,7 @@ def ok(data_dir: Path, *args: str) -> str:
 
 
 def test_limit_commands(tmp_path: Path) -> None:
-    ok(tmp_path, "user", "create", "ann", "--password", "password-123")
+    ok(tmp_path, "--init", "user", "create", "ann", "--password", "password-123")
     out = ok(tmp_path, "key", "create", "ann", "--rpm", "5", "--tpm", "1000", "--concurrency", "2")
     key_id = out.split()[1]
     assert ok(tmp_path, "key", "update", key_id) == (
