@@ -160,6 +160,7 @@ def upstream(stack: Stack) -> Iterator[FakeOpenAI]:
         "cut_after",
         "stall_after",
         "reasoning",
+        "gate",
     ):
         setattr(up, name, getattr(fresh, name))
     up.stall_ended.clear()

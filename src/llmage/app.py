@@ -37,6 +37,7 @@ from llmage.dialects.platform.media_routes import router as platform_media_route
 from llmage.dialects.platform.routes import router as platform_router
 from llmage.domain.errors import InvalidRequest, LlmageError, NotFound
 from llmage.observability import metrics
+from llmage.observability.logs import configure
 from llmage.services.platform import Platform
 from llmage.settings import Settings, get_settings
 
@@ -233,7 +234,7 @@ def create_app(settings: Settings | None = None) -> HotPath:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         platform = Platform(settings)
-        await platform.start(workers=settings.task_workers)
+        await platform.start(workers=settings.task_workers, serve=True)
         app.state.platform = platform
         # Everything built at start-up lives as long as the process: keep it out of the
         # collector's way, so collections under load only walk per-request objects.
@@ -320,6 +321,9 @@ def create_app(settings: Settings | None = None) -> HotPath:
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
+    if not settings.serve_api:
+        # A poller-only instance: health and metrics for the orchestrator, no API.
+        return HotPath(app, [])
     routers = (
         native_router,
         native_video_router,
@@ -349,3 +353,11 @@ def create_app(settings: Settings | None = None) -> HotPath:
     app.add_middleware(BugBarrier)
     app.add_middleware(MetricsMiddleware)
     return HotPath(app, lean_routes)
+
+
+def create_worker_app() -> HotPath:
+    """The app of one `serve --workers N` process, configured like the parent (from the
+    environment: worker processes are spawned, not forked)."""
+    settings = get_settings()
+    configure(settings.log_level, settings.log_json)
+    return create_app(settings)

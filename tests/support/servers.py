@@ -111,6 +111,7 @@ class FakeOpenAI:
     stall_after: int | None = None
     stall_ended: threading.Event = field(default_factory=threading.Event)
     reasoning: bool = False
+    gate: asyncio.Event | None = None  # when set, each request waits for it to open
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     api_key: str = "sk-upstream-secret"
@@ -159,6 +160,8 @@ class FakeOpenAI:
             return web.json_response(
                 {"error": {"message": "bad key", "code": "invalid_api_key"}}, status=401
             )
+        if self.gate is not None:
+            await self.gate.wait()
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.status != 200:

@@ -43,8 +43,8 @@ class KeyCache:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._repo = repo
-        self._ttl = ttl
         self.clock = clock  # when cached entries expire; replaceable so tests need no timers
+        self.ttl = ttl  # the platform shortens it while cross-instance invalidation is down
         self._max = max_entries
         self._entries: OrderedDict[str, tuple[float, KeyAuth | None]] = OrderedDict()
 
@@ -62,7 +62,7 @@ class KeyCache:
         else:
             auth = await self._repo.key_auth(digest, int(time.time() * 1000))
             # Unknown keys are cached too (briefly), so a flood of bad keys cannot flood the DB.
-            self._entries[digest] = (now + (self._ttl if auth else min(self._ttl, 2.0)), auth)
+            self._entries[digest] = (now + (self.ttl if auth else min(self.ttl, 2.0)), auth)
             if len(self._entries) > self._max:
                 self._entries.popitem(last=False)
         if auth is None or (auth.expires_at is not None and auth.expires_at <= time.time() * 1000):

@@ -47,6 +47,12 @@ users = Table(
     # user's webhook signing secret their own (rotating it changes the secret).
     Column("phone", String(32), nullable=True),
     Column("webhook_salt", String(64), nullable=True),
+    # Limits (NULL: unlimited); per-model overrides as JSON {model: {rpm, tpm, concurrency}}
+    Column("rpm_limit", Integer, nullable=True),
+    Column("tpm_limit", Integer, nullable=True),
+    Column("concurrency_limit", Integer, nullable=True),
+    Column("task_limit", Integer, nullable=True),
+    Column("model_limits", Text, nullable=True),
     CheckConstraint("role IN ('user', 'admin')", name="role"),
     Index("ix_users_phone", "phone", unique=True),
 )
@@ -77,6 +83,12 @@ api_keys = Table(
     Column("models", Text, nullable=True),  # JSON list: allow-list of model names / llmids
     Column("spend_limit", BigInteger, nullable=True),
     Column("spent", BigInteger, nullable=False, server_default="0"),  # captured + open holds
+    # Limits (NULL: unlimited); per-model overrides as JSON {model: {rpm, tpm, concurrency}}
+    Column("rpm_limit", Integer, nullable=True),
+    Column("tpm_limit", Integer, nullable=True),
+    Column("concurrency_limit", Integer, nullable=True),
+    Column("task_limit", Integer, nullable=True),
+    Column("model_limits", Text, nullable=True),
     CheckConstraint("spend_limit IS NULL OR spent <= spend_limit", name="within_limit"),
 )
 
@@ -200,6 +212,7 @@ tasks = Table(
     Column("lease_owner", String(64), nullable=True),
     Column("lease_until", BigInteger, nullable=True),
     Column("deleted_at", BigInteger, nullable=True),
+    Column("media_expired_at", BigInteger, nullable=True),  # stored files deleted (retention)
     CheckConstraint(
         "status IN ('CREATED', 'SUBMITTING', 'PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED',"
         " 'CANCELLED')",
@@ -208,6 +221,9 @@ tasks = Table(
     UniqueConstraint("user_id", "idempotency_key", name="uq_tasks_user_idempotency"),
     Index("ix_tasks_due", "status", "next_poll_at"),
     Index("ix_tasks_user_created", "user_id", "created_at"),
+    Index("ix_tasks_user_status", "user_id", "status"),  # open-task limits
+    Index("ix_tasks_key_status", "key_id", "status"),
+    Index("ix_tasks_finished", "finished_at"),  # media retention
 )
 
 webhook_deliveries = Table(

@@ -217,6 +217,8 @@ async def video_content(request: Request, video_id: str) -> Response:
             param="variant",
             allowed=tuple(VARIANTS),
         )
+    if row.media_expired_at is not None:
+        raise NotFound(f"The files of video '{video_id}' expired and were deleted")
     outputs = row.outputs if row.status is TaskStatus.SUCCEEDED else {}
     file = outputs.get(VARIANTS.get(variant, ""))
     if not isinstance(file, StoredFile):
