@@ -1,0 +1,292 @@
+// The console pages' behaviour: calls the JSON API under /api/ and writes results with
+// textContent only (never innerHTML), so names and messages from users render as text.
+(function () {
+  "use strict";
+  var T = JSON.parse(document.getElementById("llmage-i18n").textContent);
+  function t(key) { return T[key] || key; }
+  function $(id) { return document.getElementById(id); }
+
+  function cookie(name) {
+    var parts = document.cookie.split("; ");
+    for (var i = 0; i < parts.length; i++) {
+      var eq = parts[i].indexOf("=");
+      if (parts[i].slice(0, eq) === name) return decodeURIComponent(parts[i].slice(eq + 1));
+    }
+    return "";
+  }
+
+  function showError(message) {
+    var box = $("error");
+    box.textContent = message;
+    box.hidden = !message;
+  }
+
+  // One call to the JSON API; unsafe methods carry the CSRF token (double submit).
+  async function api(method, path, body) {
+    var headers = { Accept: "application/json" };
+    if (method !== "GET") headers["X-CSRF-Token"] = cookie("llmage_csrf");
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    var res = await fetch(path, {
+      method: method,
+      headers: headers,
+      credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    var data = null;
+    try { data = await res.json(); } catch (e) { data = null; }
+    if (!res.ok) {
+      var msg = data && data.error ? data.error.message : t("error.generic") + " (" + res.status + ")";
+      showError(msg);
+      var err = new Error(msg);
+      err.status = res.status;
+      throw err;
+    }
+    showError("");
+    return data;
+  }
+
+  function formJson(form) {
+    var out = {};
+    new FormData(form).forEach(function (v, k) { if (v !== "") out[k] = v; });
+    return out;
+  }
+
+  function onSubmit(id, handler) {
+    var form = $(id);
+    if (!form) return;
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      handler(form).catch(function () { /* shown by api() */ });
+    });
+  }
+
+  function cell(row, text) {
+    var td = document.createElement("td");
+    td.textContent = text === null || text === undefined ? "—" : String(text);
+    row.appendChild(td);
+    return td;
+  }
+
+  function fillTable(id, items, columns) {
+    var body = $(id).querySelector("tbody");
+    body.replaceChildren();
+    items.forEach(function (item) {
+      var tr = document.createElement("tr");
+      columns.forEach(function (col) { cell(tr, col(item)); });
+      body.appendChild(tr);
+    });
+    return body;
+  }
+
+  function when(iso) { return iso ? iso.replace("T", " ").slice(0, 19) : null; }
+
+  // Copy that also works on plain-http LAN deployments, where navigator.clipboard is missing.
+  function copyField(input) {
+    input.select();
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(input.value).catch(function () { document.execCommand("copy"); });
+    }
+    document.execCommand("copy");
+    return Promise.resolve();
+  }
+
+  function goNext() {
+    var box = $("login-box");
+    window.location.assign(box ? box.dataset.next : "/keys");
+  }
+
+  function smsSender(purpose) {
+    var button = $("send-code");
+    if (!button) return;
+    button.addEventListener("click", function () {
+      var phone = button.form.elements.phone.value;
+      api("POST", "/api/auth/sms-code", { phone: phone, purpose: button.dataset.purpose || purpose })
+        .then(function () { $("code-note").textContent = t("auth.code_sent"); })
+        .catch(function () {});
+    });
+  }
+
+  var pages = {
+    login: function () {
+      onSubmit("login-password", async function (form) {
+        await api("POST", "/api/auth/login", formJson(form));
+        goNext();
+      });
+      onSubmit("login-sms", async function (form) {
+        var body = formJson(form);
+        await api("POST", "/api/auth/sms-login", { phone: body.phone, code: body.code });
+        goNext();
+      });
+      smsSender("login");
+    },
+    signup: function () {
+      onSubmit("signup", async function (form) {
+        await api("POST", "/api/auth/register", formJson(form));
+        window.location.assign("/keys");
+      });
+      smsSender("register");
+    },
+    keys: function () {
+      async function load() {
+        var data = await api("GET", "/api/keys");
+        var body = fillTable("keys-table", data.data, [
+          function (k) { return k.name; },
+          function (k) { return k.prefix; },
+          function (k) { return k.status; },
+          function (k) { return when(k.created_at); },
+          function (k) { return when(k.last_used_at); },
+          function (k) { return when(k.expires_at); },
+          function (k) { return k.models ? k.models.join(", ") : null; },
+          function (k) { return k.spend_limit ? k.spend_limit.amount : null; },
+        ]);
+        Array.prototype.forEach.call(body.children, function (tr, i) {
+          var key = data.data[i];
+          tr.dataset.keyId = key.id;
+          var td = document.createElement("td");
+          if (key.status === "active") {
+            var b = document.createElement("button");
+            b.type = "button";
+            b.className = "secondary revoke";
+            b.textContent = t("keys.revoke");
+            b.addEventListener("click", function () {
+              if (!window.confirm(t("keys.revoke_confirm"))) return;
+              api("DELETE", "/api/keys/" + key.id).then(load).catch(function () {});
+            });
+            td.appendChild(b);
+          }
+          tr.appendChild(td);
+        });
+      }
+      onSubmit("key-create", async function (form) {
+        var created = await api("POST", "/api/keys", formJson(form));
+        $("key-value").value = created.key;
+        $("key-new").hidden = false;
+        form.reset();
+        await load();
+      });
+      $("key-copy").addEventListener("click", function () {
+        copyField($("key-value")).then(function () { $("key-copied").hidden = false; });
+      });
+      $("webhook-show").addEventListener("click", function () {
+        api("GET", "/api/webhook-secret").then(function (d) { $("webhook-secret").value = d.secret; }).catch(function () {});
+      });
+      $("webhook-rotate").addEventListener("click", function () {
+        api("POST", "/api/webhook-secret/rotate").then(function (d) { $("webhook-secret").value = d.secret; }).catch(function () {});
+      });
+      load().catch(function () {});
+    },
+    topup: function () {
+      async function balance() {
+        var me = await api("GET", "/api/me");
+        $("balance").textContent = me.available.amount + " " + me.currency;
+      }
+      async function orders() {
+        var page = await api("GET", "/api/topups");
+        fillTable("orders-table", page.items, [
+          function (o) { return o.out_trade_no; },
+          function (o) { return o.amount.amount; },
+          function (o) { return o.method; },
+          function (o) { return o.status; },
+          function (o) { return when(o.created_at); },
+        ]);
+      }
+      var watching = null;
+      function showOrder(o) {
+        $("order").hidden = false;
+        $("order-no").textContent = o.out_trade_no;
+        $("order-status").textContent = o.status;
+        $("order-pay").hidden = !o.pay_url;
+        if (o.pay_url) $("order-pay-link").href = o.pay_url;
+        $("order-qr").hidden = !o.qr_code;
+        if (o.qr_code) $("order-qr-img").src = "/api/topups/" + encodeURIComponent(o.out_trade_no) + "/qr.svg";
+      }
+      // Poll the open order until Alipay's notify has credited it (htmx-style polling, 2 s).
+      function watch(no) {
+        if (watching) clearInterval(watching);
+        watching = setInterval(function () {
+          api("GET", "/api/topups/" + encodeURIComponent(no)).then(function (o) {
+            $("order-status").textContent = o.status;
+            if (o.status !== "pending") {
+              clearInterval(watching);
+              $("order-pay").hidden = true;
+              $("order-qr").hidden = true;
+              balance(); orders();
+            }
+          }).catch(function () {});
+        }, 2000);
+      }
+      onSubmit("topup", async function (form) {
+        var o = await api("POST", "/api/topups", formJson(form));
+        showOrder(o);
+        watch(o.out_trade_no);
+        await orders();
+      });
+      onSubmit("redeem", async function (form) {
+        var r = await api("POST", "/api/redeem", formJson(form));
+        $("redeem-note").textContent = "+" + r.credited.amount;
+        form.reset();
+        await balance();
+      });
+      balance().catch(function () {});
+      orders().catch(function () {});
+    },
+    finance: function () {
+      async function summary() {
+        var s = await api("GET", "/api/finance/summary?days=30");
+        $("balance").textContent = s.balance.amount + " " + s.currency;
+        $("held").textContent = s.held.amount + " " + s.currency;
+        $("available").textContent = s.available.amount + " " + s.currency;
+        if (window.uPlot && s.days.length) {
+          var xs = s.days.map(function (d) { return Date.parse(d.date + "T00:00:00Z") / 1000; });
+          var ys = s.days.map(function (d) { return d.spend.micros / 1e6; });
+          var el = $("chart");
+          el.replaceChildren();
+          new window.uPlot({ width: Math.min(el.clientWidth || 720, 960), height: 220,
+            series: [{}, { label: t("finance.daily"), stroke: "#2563eb", fill: "rgba(37,99,235,0.12)" }] },
+            [xs, ys], el);
+        }
+      }
+      async function ledger() {
+        var page = await api("GET", "/api/ledger?page_size=50");
+        fillTable("ledger-table", page.items, [
+          function (e) { return when(e.created_at); },
+          function (e) { return e.category; },
+          function (e) { return e.amount.amount; },
+          function (e) { return e.held_change.micros ? e.held_change.amount : null; },
+          function (e) { return e.memo || e.ref; },
+        ]);
+      }
+      function usageQuery() {
+        var q = new URLSearchParams(formJson($("usage-filter")));
+        return q.toString();
+      }
+      async function usage() {
+        var q = usageQuery();
+        $("usage-csv").href = "/api/usage?format=csv" + (q ? "&" + q : "");
+        var page = await api("GET", "/api/usage?page_size=50" + (q ? "&" + q : ""));
+        fillTable("usage-table", page.items, [
+          function (u) { return when(u.created_at); },
+          function (u) { return u.model; },
+          function (u) { return u.kind; },
+          function (u) { return u.error ? u.status + ": " + u.error : u.status; },
+          function (u) { return u.amount.amount; },
+        ]);
+      }
+      onSubmit("usage-filter", usage);
+      summary().catch(function () {});
+      ledger().catch(function () {});
+      usage().catch(function () {});
+    },
+  };
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var out = $("logout");
+    if (out) {
+      out.addEventListener("click", function () {
+        api("POST", "/api/auth/logout").finally(function () { window.location.assign("/"); });
+      });
+    }
+    var init = pages[document.body.dataset.page];
+    if (init) init();
+  });
+})();

@@ -1,0 +1,138 @@
+"""The console's HTML pages and offline /docs against a real server: language switch, CSP on
+every page, logged-out redirects, escaping of user data, and the vendored files' checksums."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+
+from conftest import Stack, running_stack
+from llmage.auth.passwords import hash_password
+from llmage.console.web import pages
+from llmage.console.web.pages import CONTENT_SECURITY_POLICY, STATIC_DIR
+
+PRIVATE = ("/keys", "/topup", "/finance")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack("sqlite", tmp_path_factory.mktemp("pages")) as s:
+        yield s
+
+
+@pytest.fixture
+def http(site: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=site.url, timeout=20.0) as c:
+        yield c
+
+
+def page_paths() -> list[str]:
+    return [
+        r.path
+        for r in pages.router.routes
+        if isinstance(r, APIRoute) and "GET" in r.methods and "{" not in r.path
+    ]
+
+
+def session_for(site: Stack, username: str) -> dict[str, str]:
+    async def work() -> dict[str, str]:
+        uid = await site.platform.accounts.create_user(username, hash_password("password-123"))
+        opened = await site.platform.sessions.open(uid)
+        return {"llmage_session": opened.token, "llmage_csrf": opened.csrf}
+
+    return site.admin.call(work())
+
+
+def test_landing_is_chinese_first_and_switches_to_english(http: httpx.Client) -> None:
+    r = http.get("/")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    assert "模型广场" in r.text and 'lang="zh-CN"' in r.text
+    r = http.get("/?lang=en")
+    assert "Model plaza" in r.text and 'lang="en"' in r.text
+    assert "llmage_lang=en" in r.headers["set-cookie"]
+    # The cookie keeps the choice on the next page; an unknown language falls back to Chinese.
+    assert "Log in" in http.get("/login").text
+    assert "登录" in http.get("/login?lang=xx", cookies={"llmage_lang": "fr"}).text
+
+
+@pytest.mark.parametrize("path", page_paths())
+def test_every_page_carries_the_csp(http: httpx.Client, site: Stack, path: str) -> None:
+    cookies = session_for(site, f"csp{abs(hash(path)) % 10**8}")
+    for jar in ({}, cookies):
+        r = http.get(path, cookies=jar)
+        assert r.status_code in (200, 303), (path, r.status_code)
+        assert r.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        assert "script-src 'self';" in CONTENT_SECURITY_POLICY
+        if r.status_code == 200:
+            # No inline script may be needed: every <script> with code has a src.
+            for tag, body in re.findall(r"<script([^>]*)>(.*?)</script>", r.text, re.S):
+                assert "src=" in tag or 'type="application/json"' in tag, (path, tag)
+                assert "src=" in tag or body.strip().startswith("{")
+
+
+def test_private_pages_send_a_logged_out_visitor_to_login(http: httpx.Client) -> None:
+    for path in PRIVATE:
+        r = http.get(path)
+        assert r.status_code == 303
+        assert r.headers["location"] == f"/login?next={path}"
+
+
+def test_login_next_is_a_local_path_only(http: httpx.Client) -> None:
+    body = http.get("/login", params={"next": "//evil.example/x"}).text
+    assert 'data-next="/keys"' in body
+    assert "evil.example" not in body
+    assert 'data-next="/finance"' in http.get("/login?next=/finance").text
+
+
+def test_user_names_render_escaped(http: httpx.Client, site: Stack) -> None:
+    name = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    cookies = session_for(site, name)
+    for path in (*PRIVATE, "/"):
+        body = http.get(path, cookies=cookies).text
+        assert "<script>alert" not in body and "<img src=x" not in body
+        assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in body
+
+
+def test_docs_work_offline_from_vendored_files(http: httpx.Client) -> None:
+    r = http.get("/docs")
+    assert r.status_code == 200
+    refs = re.findall(r'(?:src|href)="([^"]+)"', r.text)
+    assert refs and all(ref.startswith("/") and not ref.startswith("//") for ref in refs), refs
+    for ref in refs:
+        asset = http.get(ref)
+        assert asset.status_code == 200, ref
+        assert asset.content
+    assert http.get("/openapi.json").json()["info"]["title"] == "llmage"
+    assert http.get("/redoc").status_code == 404  # would load from a CDN
+
+
+def test_pages_reference_no_outside_host(http: httpx.Client, site: Stack) -> None:
+    cookies = session_for(site, "nocdn")
+    for path in page_paths():
+        body = http.get(path, cookies=cookies).text
+        for ref in re.findall(r'(?:src|href)="([^"]+)"', body):
+            assert not re.match(r"^(https?:)?//", ref), (path, ref)
+
+
+def test_vendored_files_match_their_checksums() -> None:
+    vendor = STATIC_DIR / "vendor"
+    listed = {}
+    for line in (vendor / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split(maxsplit=1)
+        listed[name.removeprefix("./")] = digest
+    on_disk = {
+        str(p.relative_to(vendor)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(vendor.rglob("*"))
+        if p.is_file() and p.name not in ("SHA256SUMS", "README.md")
+    }
+    assert on_disk == listed
+    for lib in ("htmx", "alpine-csp", "uplot"):
+        assert Path(vendor / f"{lib}.LICENSE").is_file()
+    assert (vendor / "swagger-ui" / "LICENSE").is_file()
