@@ -21,4 +21,16 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip 2>/dev/null || true
-.venv/bin/python -m pip install -q -e ".[dev]"
+if [ "${LLMAGE_INSTALL_BROWSER:-0}" = "1" ]; then
+  # Browser tests of the console (tests/browser): Playwright drives Debian's chromium, since
+  # `playwright install` downloads its own build and fails offline. Only for the test command.
+  if ! command -v chromium >/dev/null 2>&1; then
+    apt_get=(env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600)
+    [ "$(id -u)" = "0" ] || apt_get=(sudo "${apt_get[@]}")
+    "${apt_get[@]}" update -qq
+    "${apt_get[@]}" install -y -qq --no-install-recommends chromium fonts-wqy-microhei
+  fi
+  .venv/bin/python -m pip install -q -e ".[dev,browser]"
+else
+  .venv/bin/python -m pip install -q -e ".[dev]"
+fi

@@ -102,7 +102,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "col.time": ("时间", "Time"),
     "col.kind": ("类型", "Kind"),
     "col.amount": ("金额", "Amount"),
-    "col.balance_after": ("余额", "Balance after"),
+    "col.held_change": ("冻结变动", "Held change"),
     "col.note": ("说明", "Note"),
     "col.model": ("模型", "Model"),
     "col.status": ("状态", "Status"),
