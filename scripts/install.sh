@@ -24,7 +24,7 @@ PY=${PYTHON:-python3}
 if [ "${LLMAGE_INSTALL_BROWSER:-0}" = "1" ]; then
   # Browser tests of the console (tests/browser): Playwright drives Debian's chromium, since
   # `playwright install` downloads its own build and fails offline. Only for the test command.
-  if ! command -v chromium >/dev/null 2>&1; then
+  if ! dpkg -s chromium fonts-wqy-microhei >/dev/null 2>&1; then
     apt_get=(env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600)
     [ "$(id -u)" = "0" ] || apt_get=(sudo "${apt_get[@]}")
     "${apt_get[@]}" update -qq

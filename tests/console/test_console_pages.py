@@ -136,3 +136,47 @@ def test_vendored_files_match_their_checksums() -> None:
     for lib in ("htmx", "alpine-csp", "uplot"):
         assert Path(vendor / f"{lib}.LICENSE").is_file()
     assert (vendor / "swagger-ui" / "LICENSE").is_file()
+
+
+def test_model_plaza_lists_every_catalog_model(http: httpx.Client, site: Stack) -> None:
+    body = http.get("/models").text
+    catalog = site.platform.catalog
+    for entry in catalog.entries():
+        assert f'id="model-{entry.llmid}"' in body
+    chat = next(e for e in catalog.entries() if e.kind.value == "chat")
+    assert f"{site.url}/v1/chat/completions" in body and "sk-YOUR-KEY" in body
+    video = next(e for e in catalog.entries() if e.kind.is_video and e.params)
+    assert f"{site.url}/llmage/video" in body
+    # The parameter table comes from the model's JSON Schema: each parameter is a row.
+    section = body.split(f'id="model-{video.llmid}"', 1)[1].split("</details>", 1)[0]
+    for spec in video.params:
+        assert f'<td class="mono">{spec.name}</td>' in section
+    only_chat = http.get("/models?kind=chat").text
+    assert f'id="model-{chat.llmid}"' in only_chat
+    assert f'id="model-{video.llmid}"' not in only_chat
+
+
+def test_model_descriptions_render_escaped(site: Stack) -> None:
+    import dataclasses
+
+    from llmage.console.web.plaza import plaza_models
+
+    models = plaza_models(site.platform.catalog, "CNY", "http://h")
+    evil = dataclasses.replace(
+        models[0],
+        description="<script>alert(1)</script>",
+        display_name="<img src=x onerror=alert(2)>",
+    )
+    html = pages._env.get_template("plaza.html").render(
+        user=None,
+        lang="zh",
+        other_lang="en",
+        t=lambda k: k,
+        catalogue={},
+        static="/static",
+        path="/models",
+        models=[evil],
+        kind=None,
+    )
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img src=x" not in html

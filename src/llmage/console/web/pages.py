@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from llmage.console.session import SESSION_COOKIE, console_platform
 from llmage.console.web.i18n import LANG_COOKIE, MESSAGES, Lang, lang_of, translate
+from llmage.console.web.plaza import plaza_models
 from llmage.domain.principal import ConsoleUser
 
 HERE = Path(__file__).parent
@@ -142,3 +143,14 @@ async def finance_page(request: Request) -> Response:
 async def docs_page(request: Request) -> Response:
     """Swagger UI from the package's own files: works with no internet."""
     return render(request, "docs.html", await page_user(request))
+
+
+@router.get("/models")
+async def plaza_page(request: Request) -> Response:
+    p = console_platform(request)
+    base = p.settings.public_base_url or str(request.base_url)
+    models = plaza_models(p.catalog, p.settings.currency, base)
+    kind = request.query_params.get("kind")
+    if kind:
+        models = [m for m in models if m.kind == kind]
+    return render(request, "plaza.html", await page_user(request), models=models, kind=kind)

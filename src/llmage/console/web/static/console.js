@@ -286,6 +286,12 @@
         api("POST", "/api/auth/logout").finally(function () { window.location.assign("/"); });
       });
     }
+    // Copy buttons anywhere (model plaza examples): data-target names the field to copy.
+    Array.prototype.forEach.call(document.querySelectorAll("button.copy[data-target]"), function (b) {
+      b.addEventListener("click", function () {
+        copyField($(b.dataset.target)).then(function () { b.textContent = t("keys.copied"); });
+      });
+    });
     var init = pages[document.body.dataset.page];
     if (init) init();
   });
