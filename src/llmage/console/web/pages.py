@@ -154,3 +154,13 @@ async def plaza_page(request: Request) -> Response:
     if kind:
         models = [m for m in models if m.kind == kind]
     return render(request, "plaza.html", await page_user(request), models=models, kind=kind)
+
+
+@router.get("/admin")
+async def admin_page(request: Request) -> Response:
+    user = await page_user(request)
+    if user is None:
+        return to_login(request)
+    if not user.is_admin:
+        return render(request, "forbidden.html", user, status=403)
+    return render(request, "admin.html", user)

@@ -277,6 +277,84 @@
       ledger().catch(function () {});
       usage().catch(function () {});
     },
+    admin: function () {
+      function button(label, cls, onClick) {
+        var b = document.createElement("button");
+        b.type = "button";
+        b.className = cls;
+        b.textContent = label;
+        b.addEventListener("click", function () { onClick().catch(function () {}); });
+        return b;
+      }
+      async function users() {
+        var list = await api("GET", "/api/admin/users");
+        var body = fillTable("users-table", list.data, [
+          function (u) { return u.id; },
+          function (u) { return u.username; },
+          function (u) { return u.role; },
+          function (u) { return u.disabled ? "✓" : ""; },
+          function (u) { return u.phone; },
+          function (u) { return u.balance.amount; },
+          function (u) { return u.held.amount; },
+        ]);
+        Array.prototype.forEach.call(body.children, function (tr, i) {
+          var u = list.data[i];
+          tr.dataset.userId = u.id;
+          var td = document.createElement("td");
+          td.appendChild(button(u.disabled ? t("admin.enable") : t("admin.disable"), "secondary toggle", async function () {
+            await api("PATCH", "/api/admin/users/" + u.id, { disabled: !u.disabled });
+            await users();
+          }));
+          td.appendChild(button(u.role === "admin" ? t("admin.make_user") : t("admin.make_admin"), "secondary role", async function () {
+            await api("PATCH", "/api/admin/users/" + u.id, { role: u.role === "admin" ? "user" : "admin" });
+            await users();
+          }));
+          tr.appendChild(td);
+        });
+      }
+      async function codes() {
+        var page = await api("GET", "/api/admin/redeem-codes?page_size=50");
+        fillTable("codes-table", page.items, [
+          function (c) { return c.id; },
+          function (c) { return c.prefix; },
+          function (c) { return c.amount.amount; },
+          function (c) { return c.status + (c.redeemed_by_name ? " · " + c.redeemed_by_name : ""); },
+          function (c) { return c.note; },
+          function (c) { return when(c.created_at); },
+        ]);
+      }
+      async function orders() {
+        var page = await api("GET", "/api/admin/orders?page_size=50");
+        fillTable("admin-orders-table", page.items, [
+          function (o) { return o.out_trade_no + " · " + o.username; },
+          function (o) { return o.amount.amount; },
+          function (o) { return o.method; },
+          function (o) { return o.status; },
+          function (o) { return when(o.created_at); },
+        ]);
+      }
+      var adjust = $("adjust");
+      adjust.addEventListener("submit", function (ev) {
+        ev.preventDefault();
+        var body = formJson(adjust);
+        var direction = ev.submitter && ev.submitter.value === "debit" ? "debit" : "credit";
+        api("POST", "/api/admin/users/" + encodeURIComponent(body.user_id) + "/" + direction,
+          { amount: body.amount, reason: body.reason })
+          .then(function () { adjust.reset(); return users(); })
+          .catch(function () {});
+      });
+      onSubmit("codes-create", async function (form) {
+        var body = formJson(form);
+        body.count = parseInt(body.count, 10);
+        var batch = await api("POST", "/api/admin/redeem-codes", body);
+        $("codes-value").value = batch.codes.join("\n");
+        $("codes-new").hidden = false;
+        await codes();
+      });
+      users().catch(function () {});
+      codes().catch(function () {});
+      orders().catch(function () {});
+    },
   };
 
   document.addEventListener("DOMContentLoaded", function () {
