@@ -157,3 +157,35 @@ async def test_sms_login(env: PayEnv, page: Page) -> None:
     await page.click("#login-sms button[type=submit]")
     await expect(page).to_have_url(re.compile(r"/keys$"))
     await expect(page.locator("#who")).to_have_text(username)
+
+
+async def test_admin_credits_a_user_and_creates_codes(env: PayEnv, page: Page) -> None:
+    admin = env.user(role="admin")
+    target = env.user("1.00")
+    await page.context.add_cookies(
+        [
+            {"name": "llmage_session", "value": admin.session, "url": env.url},
+            {"name": "llmage_csrf", "value": admin.csrf, "url": env.url},
+        ]
+    )
+    await page.goto(env.url + "/admin")
+    row = page.locator(f'#users-table tbody tr[data-user-id="{target.user_id}"]')
+    await expect(row).to_contain_text(target.username)
+    await page.fill("#adjust input[name=user_id]", str(target.user_id))
+    await page.fill("#adjust input[name=amount]", "5.50")
+    await page.fill("#adjust input[name=reason]", "<i>goodwill</i>")
+    await page.click("#adjust button[value=credit]")
+    await expect(row.locator("td").nth(5)).to_have_text(re.compile(r"^6\.50"))
+    assert env.balance(target.user_id)[0] == 6_500_000
+    await row.locator("button.toggle").click()
+    await expect(row.locator("td").nth(3)).to_have_text("✓")
+    await page.fill("#codes-create input[name=count]", "2")
+    await page.click("#codes-create button[type=submit]")
+    await expect(page.locator("#codes-new")).to_be_visible()
+    await expect(page.locator("#codes-table tbody tr")).to_have_count(2)
+    await shot(page, "admin")
+
+    await page.goto(env.url + "/models")
+    await page.locator("details.model summary").first.click()
+    await expect(page.locator("details.model table.params").first).to_be_visible()
+    await shot(page, "models")
