@@ -189,3 +189,27 @@ async def test_admin_credits_a_user_and_creates_codes(env: PayEnv, page: Page) -
     await page.locator("details.model summary").first.click()
     await expect(page.locator("details.model table.params").first).to_be_visible()
     await shot(page, "models")
+
+
+async def test_playground_chat_streams(env: PayEnv, page: Page) -> None:
+    user = env.user("5")
+    await page.context.add_cookies(
+        [
+            {"name": "llmage_session", "value": user.session, "url": env.url},
+            {"name": "llmage_csrf", "value": user.csrf, "url": env.url},
+        ]
+    )
+    await page.goto(env.url + "/playground")
+    # A wrong key: the API's own message shows, as text.
+    await page.fill("#play-key", "sk-wrong")
+    await page.select_option("#play-model", "qwen3-max")
+    await page.fill("#play-prompt", "hello")
+    await page.click("#chat button[type=submit]")
+    await expect(page.locator("#error")).to_be_visible()
+    await page.fill("#play-key", user.key)
+    await page.click("#chat button[type=submit]")
+    answer = page.locator("#transcript p.answer.done")
+    await expect(answer).to_have_count(1, timeout=30_000)
+    assert (await answer.inner_text()).strip()
+    await expect(page.locator("#error")).to_be_hidden()
+    await shot(page, "playground")

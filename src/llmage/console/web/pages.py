@@ -164,3 +164,16 @@ async def admin_page(request: Request) -> Response:
     if not user.is_admin:
         return render(request, "forbidden.html", user, status=403)
     return render(request, "admin.html", user)
+
+
+@router.get("/playground")
+async def playground_page(request: Request) -> Response:
+    user = await page_user(request)
+    if user is None:
+        return to_login(request)
+    chat = [
+        e.default_name
+        for e in console_platform(request).catalog.entries()
+        if e.kind.value == "chat"
+    ]
+    return render(request, "playground.html", user, chat_models=chat)

@@ -277,6 +277,67 @@
       ledger().catch(function () {});
       usage().catch(function () {});
     },
+    playground: function () {
+      var keyInput = $("play-key");
+      keyInput.value = sessionStorage.getItem("llmage_play_key") || "";
+      var controller = null;
+      // Streams /v1/chat/completions with fetch + ReadableStream (EventSource cannot POST) and
+      // appends each delta as text.
+      async function stream(key, model, prompt, out) {
+        controller = new AbortController();
+        $("play-stop").hidden = false;
+        var res = await fetch("/v1/chat/completions", {
+          method: "POST",
+          signal: controller.signal,
+          headers: { "Content-Type": "application/json", Authorization: "Bearer " + key },
+          body: JSON.stringify({ model: model, stream: true, messages: [{ role: "user", content: prompt }] }),
+        });
+        if (!res.ok) {
+          var data = null;
+          try { data = await res.json(); } catch (e) { data = null; }
+          throw new Error(data && data.error ? data.error.message : "HTTP " + res.status);
+        }
+        var reader = res.body.getReader();
+        var decoder = new TextDecoder();
+        var buffer = "";
+        for (;;) {
+          var chunk = await reader.read();
+          if (chunk.done) break;
+          buffer += decoder.decode(chunk.value, { stream: true });
+          var lines = buffer.split("\n");
+          buffer = lines.pop();
+          lines.forEach(function (line) {
+            if (line.indexOf("data:") !== 0) return;
+            var payload = line.slice(5).trim();
+            if (payload === "[DONE]") return;
+            try {
+              var event = JSON.parse(payload);
+              var delta = event.choices && event.choices[0] && event.choices[0].delta;
+              if (delta && delta.content) out.textContent += delta.content;
+            } catch (e) { /* a partial or foreign line: skip */ }
+          });
+        }
+      }
+      $("play-stop").addEventListener("click", function () { if (controller) controller.abort(); });
+      var form = $("chat");
+      form.addEventListener("submit", function (ev) {
+        ev.preventDefault();
+        var key = keyInput.value.trim();
+        sessionStorage.setItem("llmage_play_key", key);
+        var prompt = $("play-prompt").value;
+        var you = document.createElement("p");
+        you.className = "you";
+        you.textContent = "> " + prompt;
+        var out = document.createElement("p");
+        out.className = "answer";
+        $("transcript").append(you, out);
+        showError("");
+        stream(key, $("play-model").value, prompt, out)
+          .then(function () { out.classList.add("done"); })
+          .catch(function (e) { if (e.name !== "AbortError") showError(e.message); })
+          .finally(function () { $("play-stop").hidden = true; });
+      });
+    },
     admin: function () {
       function button(label, cls, onClick) {
         var b = document.createElement("button");
