@@ -213,3 +213,44 @@ async def test_playground_chat_streams(env: PayEnv, page: Page) -> None:
     assert (await answer.inner_text()).strip()
     await expect(page.locator("#error")).to_be_hidden()
     await shot(page, "playground")
+
+
+@pytest.fixture(scope="module")
+def fast_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PayEnv]:
+    # Tasks finish quickly here (the other env keeps them running on purpose).
+    yield from pay_env("sqlite", tmp_path_factory, sim_task_latency_ms=50.0)
+
+
+async def test_playground_video_estimate_submit_and_play(fast_env: PayEnv, page: Page) -> None:
+    env = fast_env
+    catalog = env.platform.catalog
+    entry = next(
+        e
+        for e in catalog.entries()
+        if e.kind.value == "t2v" and not any(p.required and p.is_file for p in e.params)
+    )
+    user = env.user("100")
+    await page.context.add_cookies(
+        [
+            {"name": "llmage_session", "value": user.session, "url": env.url},
+            {"name": "llmage_csrf", "value": user.csrf, "url": env.url},
+        ]
+    )
+    await page.goto(env.url + "/playground")
+    await page.fill("#play-key", user.key)
+    await page.select_option("#media-model", entry.llmid)
+    # The form for this model arrives by htmx, one field per parameter of its schema.
+    prompt = page.locator("#media-fields textarea[name=prompt]")
+    await expect(prompt).to_be_visible()
+    for spec in entry.params:
+        await expect(page.locator(f'#media-fields [name="{spec.name}"]')).to_have_count(1)
+    await prompt.fill("a cat running on grass")
+    await page.click("#media-estimate")
+    await expect(page.locator("#media-price")).to_have_text(re.compile(r"^\d+\.\d+ CNY$"))
+    await page.click("#media button[type=submit]")
+    await expect(page.locator("#task-status")).to_have_text("SUCCEEDED", timeout=60_000)
+    await expect(page.locator("#task-video")).to_be_visible()
+    await page.wait_for_function(
+        "document.getElementById('task-video').readyState >= 2", timeout=30_000
+    )
+    await shot(page, "playground-video")

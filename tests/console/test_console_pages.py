@@ -68,7 +68,7 @@ def test_every_page_carries_the_csp(http: httpx.Client, site: Stack, path: str) 
     cookies = session_for(site, f"csp{abs(hash(path)) % 10**8}")
     for jar in ({}, cookies):
         r = http.get(path, cookies=jar)
-        assert r.status_code in (200, 303, 403), (path, r.status_code)
+        assert r.status_code in (200, 303, 401, 403, 404), (path, r.status_code)
         assert r.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
         assert "script-src 'self';" in CONTENT_SECURITY_POLICY
         if r.status_code == 200:

@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from llmage.console.session import SESSION_COOKIE, console_platform
 from llmage.console.web.i18n import LANG_COOKIE, MESSAGES, Lang, lang_of, translate
-from llmage.console.web.plaza import plaza_models
+from llmage.console.web.plaza import param_rows, plaza_models
 from llmage.domain.principal import ConsoleUser
 
 HERE = Path(__file__).parent
@@ -171,9 +171,22 @@ async def playground_page(request: Request) -> Response:
     user = await page_user(request)
     if user is None:
         return to_login(request)
-    chat = [
-        e.default_name
-        for e in console_platform(request).catalog.entries()
-        if e.kind.value == "chat"
+    entries = console_platform(request).catalog.entries()
+    chat = [e.default_name for e in entries if e.kind.value == "chat"]
+    media = [
+        (e.llmid, f"{e.display_name} ({e.kind.value})") for e in entries if e.kind.value != "chat"
     ]
-    return render(request, "playground.html", user, chat_models=chat)
+    return render(request, "playground.html", user, chat_models=chat, media_models=media)
+
+
+@router.get("/playground/form")
+async def playground_form(request: Request) -> Response:
+    """htmx fragment: the submission form of one image or video model, from its parameters."""
+    user = await page_user(request)
+    if user is None:
+        return secure_headers(HTMLResponse("", status_code=401))
+    llmid = request.query_params.get("llmid", "")
+    entry = next((e for e in console_platform(request).catalog.entries() if e.llmid == llmid), None)
+    if entry is None or entry.kind.value == "chat":
+        return secure_headers(HTMLResponse("", status_code=404))
+    return render(request, "media_form.html", user, entry=entry, rows=param_rows(entry))

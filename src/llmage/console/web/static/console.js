@@ -319,6 +319,59 @@
         }
       }
       $("play-stop").addEventListener("click", function () { if (controller) controller.abort(); });
+      // Image / video: the form htmx loaded for the chosen model, sent as multipart to the
+      // native API with the key; estimate first, then submit and poll the task until it ends.
+      var media = $("media");
+      function mediaBody() {
+        var data = new FormData();
+        new FormData(media).forEach(function (v, k) {
+          if (v instanceof File ? v.size > 0 : v !== "") data.append(k, v);
+        });
+        return data;
+      }
+      async function native(path, body) {
+        var res = await fetch(path, { method: body ? "POST" : "GET", body: body,
+          headers: { Authorization: "Bearer " + keyInput.value.trim() } });
+        var data = null;
+        try { data = await res.json(); } catch (e) { data = null; }
+        if (!res.ok) {
+          var err = data && data.error;
+          throw new Error(err ? (err.message || String(err)) : "HTTP " + res.status);
+        }
+        return data;
+      }
+      function fail(e) { showError(e.message); }
+      $("media-estimate").addEventListener("click", function () {
+        native("/llmage/estimate", mediaBody()).then(function (q) {
+          $("media-price").textContent = q.amount + " " + q.currency;
+          showError("");
+        }).catch(fail);
+      });
+      var polling = null;
+      function showTask(v) {
+        $("task-status").textContent = v.status + (v.error ? ": " + v.error.message : "");
+        if (v.video) { $("task-video").src = v.video; $("task-video").hidden = false; }
+        if (v.image) { $("task-image").src = v.image; $("task-image").hidden = false; }
+        return ["SUCCEEDED", "FAILED", "CANCELLED"].indexOf(v.status) >= 0;
+      }
+      media.addEventListener("submit", function (ev) {
+        ev.preventDefault();
+        sessionStorage.setItem("llmage_play_key", keyInput.value.trim());
+        native("/llmage/video", mediaBody()).then(function (sub) {
+          showError("");
+          $("task").hidden = false;
+          $("task-video").hidden = true;
+          $("task-image").hidden = true;
+          $("task-id").textContent = sub.taskid;
+          $("task-status").textContent = sub.status;
+          if (polling) clearInterval(polling);
+          polling = setInterval(function () {
+            native("/llmage/tasks?taskid=" + encodeURIComponent(sub.taskid)).then(function (v) {
+              if (showTask(v)) clearInterval(polling);
+            }).catch(fail);
+          }, 2000);
+        }).catch(fail);
+      });
       var form = $("chat");
       form.addEventListener("submit", function (ev) {
         ev.preventDefault();
