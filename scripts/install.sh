@@ -45,6 +45,19 @@ for lock in requirements/runtime.lock requirements/dev.lock; do
 done
 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
+if [ "$what" = "dev" ] && [ "${LLMAGE_INSTALL_BROWSER:-1}" = "1" ]; then
+  # Browser tests of the console (tests/browser): Playwright drives Debian's chromium, since
+  # `playwright install` downloads its own build and fails offline. Only for the test command;
+  # LLMAGE_INSTALL_BROWSER=0 skips it (the browser suite then skips itself).
+  if ! dpkg -s chromium fonts-wqy-microhei >/dev/null 2>&1; then
+    sudo=()
+    [ "$(id -u)" = "0" ] || sudo=(sudo)
+    apt_get=(env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -qq)
+    "${sudo[@]}" "${apt_get[@]}" update
+    "${sudo[@]}" "${apt_get[@]}" install -y --no-install-recommends chromium fonts-wqy-microhei
+  fi
+fi
+
 pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 "${pip[@]}" --require-hashes -r requirements/runtime.lock
 if [ "$what" = "dev" ]; then

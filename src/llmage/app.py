@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmage.console import errors as console_errors
 from llmage.console.api import ROUTERS as console_routers
+from llmage.console.web import pages as console_pages
 from llmage.dialects import api_doc
 from llmage.dialects.http import JSONBytes
 from llmage.dialects.media.routes import router as media_router
@@ -251,6 +252,10 @@ def create_app(settings: Settings | None = None) -> HotPath:
         description="One billed API in front of many chat, image and video models. "
         "Dialects: native (/llmage), OpenAI (/v1), platform-prefixed (/{platform}/v1).",
         lifespan=lifespan,
+        # /docs is the console's own page on vendored Swagger UI files (works offline); the
+        # defaults load from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
 
     @app.exception_handler(LlmageError)
@@ -333,10 +338,12 @@ def create_app(settings: Settings | None = None) -> HotPath:
         openai_images_router,
         newapi_router,
         *console_routers,
+        console_pages.router,
         # Last: the `/{platform}` prefix matches broadly.
         platform_router,
         platform_media_router,
     )
+    app.mount(console_pages.STATIC_PREFIX, console_pages.static_files(), name="static")
     for router in routers:
         app.include_router(router)
     api_doc.install(app)

@@ -153,7 +153,7 @@ def test_large_but_sane_max_tokens_is_429(stack: Stack) -> None:
         ("POST", "/v1/chat/completion"),
         ("GET", "/fakeplat/v1/models/extra"),
         ("GET", "/fakeplat/v1"),
-        ("DELETE", "/"),
+        ("DELETE", "/nope/deeper"),
     ],
 )
 def test_unknown_routes_are_json_404(stack: Stack, method: str, path: str) -> None:
