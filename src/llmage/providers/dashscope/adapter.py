@@ -9,10 +9,10 @@ the channel option `workspace` adds `X-DashScope-WorkSpace`.
 DashScope has no idempotency key and no field that carries our task id. A create whose outcome
 is unknown is recovered from the task list, `GET /tasks?model_name=&start_time=&end_time=` (the
 times in the account's wall clock, UTC+8 unless the channel option `list_utc_offset_minutes`
-says otherwise): the task of that model whose creation time (`gmt_create`, exact milliseconds) is
-closest to when our create started. The list carries no prompt, so the first poll of a recovered
-task compares the provider's `orig_prompt` with ours and refuses a task that is not ours
-(TASK_GONE: refunded) rather than hand one user another's result.
+says otherwise): the task of that model created (`gmt_create`, exact milliseconds) first after
+our create started, allowing a few seconds of clock skew. The list carries no prompt, so the
+first poll of a recovered task compares the provider's `orig_prompt` with ours and refuses a
+task that is not ours (TASK_GONE: refunded) rather than hand one user another's result.
 """
 
 from __future__ import annotations
@@ -44,10 +44,11 @@ from llmage.providers.wire import (
 )
 
 ASYNC_HEADER = {"X-DashScope-Async": "enable"}
-# Our create started at T: the list is asked for [T - 10 min, T + 30 min] and a task created
-# within [T - 60 s, T + 15 min] may be ours (clock skew; a create answered late).
+# Our create started at T (our clock). The list is asked for [T - 10 min, T + 30 min]; a task
+# created (upstream clock) in [T - 5 s, T + 5 min] may be ours: a few seconds of clock skew, and
+# a create that reached the upstream late but within any sane create deadline.
 _LIST_BEFORE_MS, _LIST_AFTER_MS = 10 * 60_000, 30 * 60_000
-_MATCH_BEFORE_MS, _MATCH_AFTER_MS = 60_000, 15 * 60_000
+_SKEW_MS, _LATE_MS = 5_000, 5 * 60_000
 _VERIFY = "verify_prompt"  # Submitted.state flag: check the prompt of a recovered task
 
 
@@ -127,22 +128,27 @@ class DashScopeAdapter(BaseTaskAdapter):
         return UpstreamRequest("GET", join_url(api_base(ctx.base_url), "tasks", query))
 
     def parse_recover(self, job: TaskJob, reply: UpstreamReply) -> Submitted | None:
-        """The listed task (already filtered by model upstream) created closest to when our
-        create started; None when the window holds none: the create never made a task."""
+        """The listed task (already filtered by model upstream) our create made: the first one
+        created at or after our create started, else (clock skew) the last one just before.
+        None when the window holds none: the create certainly made no task."""
         items = dig(reply.json(), "data")
         started = job.submitted_at_ms
-        candidates: list[tuple[float, str]] = []
+        after: list[tuple[float, str]] = []
+        before: list[tuple[float, str]] = []
         for item in items if isinstance(items, list) else []:
             created = number(dig(item, "gmt_create"))
             task_id = dig(item, "task_id")
             if created is None or not isinstance(task_id, str) or not task_id:
                 continue
-            if not started - _MATCH_BEFORE_MS <= created <= started + _MATCH_AFTER_MS:
-                continue
-            candidates.append((abs(created - started), task_id))
-        if not candidates:
-            return None
-        return Submitted(min(candidates)[1], state={_VERIFY: "1"})
+            if started <= created <= started + _LATE_MS:
+                after.append((created, task_id))
+            elif started - _SKEW_MS <= created < started:
+                before.append((created, task_id))
+        if after:
+            return Submitted(min(after)[1], state={_VERIFY: "1"})
+        if before:
+            return Submitted(max(before)[1], state={_VERIFY: "1"})
+        return None
 
     def probe_request(self, ctx: CallContext) -> UpstreamRequest | None:
         query = {"page_no": 1, "page_size": 1}
