@@ -12,8 +12,11 @@ from typing import Any
 import orjson
 import pytest
 
+from llmage.catalog import load_catalog
+from llmage.domain.catalog import ModelEntry, ModelKind
 from llmage.domain.credentials import ApiKey, KeyPool
 from llmage.domain.errors import UpstreamError, UpstreamKind
+from llmage.domain.params import normalize_params
 from llmage.domain.tasks import TaskStatus
 from llmage.domain.usage import Usage
 from llmage.providers.contract import Channel
@@ -532,3 +535,38 @@ async def test_a_pool_signs_with_the_key_the_task_was_submitted_with() -> None:
     ref = TaskRef("t-1", {}, job("wan2.6-t2v"))
     await TaskExecutor(up).poll(ADAPTER, pooled, ref, key_index=1)
     assert up.requests[0].header("Authorization") == "Bearer sk-pool-key-bbbb"
+
+
+# -- the catalog: every aliyun media entry, with its own defaults ---------------------------------
+
+ALIYUN_MEDIA = [
+    e for e in load_catalog().entries() if e.platform == "aliyun" and e.kind is not ModelKind.CHAT
+]
+# Seed 000/001 llmids of DashScope models → the upstream model and endpoint they run on.
+SEED_ROUTES = {
+    "o5vfXYD5BURJWRTWpopE5": ("happyhorse-1.0-t2v", VIDEO),
+    "u9HZyfDoqU6uKI6M1BTks": ("wan2.6-t2v", VIDEO),
+    "7y7kfYM0Xasizyi37WvAZ": ("happyhorse-1.0-i2v", VIDEO),
+    "x4HksKp9mXR1Yv60mw6Py": ("wan2.2-kf2v-flash", KF2V),
+    "6o9n_7u2K927hNlD8_72f": ("happyhorse-1.0-r2v", VIDEO),
+    "56xed0ECerNOuvtEXyiKF": ("qwen-image", IMAGE),
+}
+
+
+@pytest.mark.parametrize("entry", ALIYUN_MEDIA, ids=lambda e: f"{e.llmid}-{e.default_name}")
+async def test_every_aliyun_entry_is_accepted_with_its_catalog_defaults(entry: ModelEntry) -> None:
+    """A request that gives only what the catalog requires (defaults filled, e.g. the seed's
+    `adaptive` ratio or wan's 15 s on the first+last row) is never refused by the adapter."""
+    plain = [s for s in entry.params if not s.is_file]
+    params = normalize_params(plain, {"prompt": "a cat"})
+    files = {s.name: [first(s.name)] for s in entry.params if s.is_file and s.required}
+    kind = "image" if entry.kind in (ModelKind.T2I, ModelKind.I2I) else "video"
+    params.pop("prompt")
+    j = job(entry.default_name, entry.kind.value, kind=kind, files=files, **params)
+    req, body = await create(j)
+    if entry.llmid in SEED_ROUTES:
+        assert (body["model"], req.url) == SEED_ROUTES[entry.llmid]
+
+
+def test_every_seed_dashscope_llmid_is_in_the_catalog() -> None:
+    assert set(SEED_ROUTES) <= {e.llmid for e in ALIYUN_MEDIA}

@@ -231,7 +231,7 @@ def test_suspended_then_running_still_succeeds(stack: Stack, up: DashScopeFake) 
         (Lifecycle.failing("", ""), "FAILED", "gave no reason"),  # HTTP 200, neither field
         (Lifecycle.output_moderation("DataInspectionFailed"), "output_moderation", "moderation"),
         (Lifecycle(("queued", "gone")), "task_gone", "no longer knows"),
-        (Lifecycle(("queued", "canceled")), "CANCELED", "cancelled upstream"),
+        (Lifecycle(("queued", "canceled")), "CANCELED", "provider cancelled"),
     ],
 )  # fmt: skip
 def test_ends_that_fail_release_the_hold(
@@ -360,3 +360,30 @@ def test_a_5xx_create_that_made_nothing_fails_unbilled(stack: Stack, up: DashSco
     assert done["error"]["code"] == "submit_lost"
     assert len(created(up)) == 1 and any(s.op == "list" for s in up.requests)
     assert stack.wait_settled(acc.user_id) == (before[0], 0)
+
+
+def test_a_cancel_reaches_the_pending_upstream_task(stack: Stack, up: DashScopeFake) -> None:
+    up.lifecycle = Lifecycle(("queued",) * 10_000)  # stays PENDING upstream until cancelled
+    acc = account(stack)
+    before = stack.balance(acc.user_id)
+    auth = {"Authorization": f"Bearer {acc.key}"}
+    body = {"llmid": HH_T2V, "prompt": "stop me", "duration": 3}
+    r = httpx.post(stack.url + "/llmage/video", json=body, headers=auth, timeout=30)
+    assert r.status_code == 200, r.text
+    taskid = r.json()["taskid"]
+    deadline = time.monotonic() + 30
+    while not [s for s in up.requests if s.op == "poll"]:  # created upstream and being polled
+        assert time.monotonic() < deadline, "the task never reached the upstream"
+        time.sleep(0.02)
+    r = httpx.post(stack.url + "/llmage/tasks/cancel", params={"taskid": taskid}, headers=auth,
+                   timeout=30)  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "CANCELLED"
+    assert stack.wait_settled(acc.user_id) == (before[0], 0)
+    (task,) = up.tasks.values()
+    while not [s for s in up.requests if s.op == "cancel"]:  # best effort, in the background
+        assert time.monotonic() < deadline, "the upstream was never told"
+        time.sleep(0.02)
+    (cancel,) = [s for s in up.requests if s.op == "cancel"]
+    assert cancel.method == "POST" and cancel.path == f"/api/v1/tasks/{task.id}/cancel"
+    assert task.lifecycle.steps == ("canceled",)

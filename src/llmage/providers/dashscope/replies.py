@@ -116,7 +116,7 @@ def parse_task(data: Any, kind: str) -> PollResult:
     if word == "UNKNOWN":
         return _failed(UpstreamKind.TASK_GONE, "UNKNOWN", "The task expired or does not exist")
     if word == "CANCELED":
-        return _failed(UpstreamKind.RETRYABLE, "CANCELED", "The task was cancelled upstream")
+        return _failed(UpstreamKind.RETRYABLE, "CANCELED", "The provider cancelled the task")
     if status is TaskStatus.FAILED:
         code = str(output.get("code") or "") or None
         message = str(output.get("message") or "") or None
