@@ -181,6 +181,11 @@ class DashScopeFake(FakeUpstream):
             return _bad("input.prompt is required")
         if "duration" in params and not isinstance(params["duration"], int):
             return _bad("duration must be an integer")
+        seed = params.get("seed", 0)
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= 2147483647:
+            return _bad("seed must be an integer in [0, 2147483647]")
+        if any(not isinstance(params.get(f, True), bool) for f in ("watermark", "prompt_extend")):
+            return _bad("watermark and prompt_extend are booleans")
         check = getattr(self, f"_check_{protocol.replace('-', '_')}")
         result: web.Response | None = check(inputs, params, model)
         return result

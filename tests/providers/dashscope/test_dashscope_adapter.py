@@ -318,6 +318,21 @@ async def test_channel_options_watermark_prompt_extend_and_workspace() -> None:
     assert hh["parameters"] == {"watermark": False}  # HappyHorse documents no prompt_extend
 
 
+async def test_documented_extras_from_the_request_and_nothing_else() -> None:
+    """`seed`, `watermark`, `prompt_extend` pass (validated; the request beats the channel's
+    default); any other field a request carries (`shot_type`, `audio`...) is never sent."""
+    opts = channel(options={"watermark": True})
+    j = job("wan2.6-t2v", size="1280*720", seed="42", watermark="false", shot_type="multi",
+            audio=True, callback="x")  # fmt: skip
+    _, body = await create(j, opts)
+    assert body["parameters"] == {"watermark": False, "seed": 42, "size": "1280*720"}
+    _, hh = await create(job("happyhorse-1.0-t2v", prompt_extend=True, seed=7))
+    assert hh["parameters"] == {"seed": 7}
+    assert (await refused(job("wan2.6-t2v", seed=-1))).param == "seed"
+    assert (await refused(job("wan2.6-t2v", seed=2**31))).param == "seed"
+    assert (await refused(job("wan2.6-t2v", watermark="maybe"))).param == "watermark"
+
+
 @pytest.mark.parametrize(
     ("base", "api"),
     [

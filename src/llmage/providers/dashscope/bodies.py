@@ -1,7 +1,8 @@
 """Create-request bodies, one builder per protocol of models.py: `{"model", "input", "parameters"}`
 (PROVIDERS.md §2). Only documented fields for that model go upstream: the catalog's validated
-parameters mapped to DashScope's names, plus the channel options `watermark` and `prompt_extend`
-where the model documents them. Nothing else from a request ever reaches the body.
+parameters mapped to DashScope's names, plus the extras DashScope documents for the model:
+`watermark`, `prompt_extend` (not HappyHorse) and `seed`, from the request or else from the
+channel options of the same names. Nothing else from a request ever reaches the body.
 
 Images go as `data:` URIs (base64) by default, so the upstream need not reach our media links;
 the channel option `media_urls: true` sends our signed media URLs instead. Videos are always URLs
@@ -40,12 +41,50 @@ def media_value(f: MediaInput, options: Mapping[str, Any]) -> str:
     return f.url
 
 
-def _common(options: Mapping[str, Any], *, extend: bool) -> Body:
+_TRUE = frozenset({"true", "1", "yes", "y", "on"})
+_FALSE = frozenset({"false", "0", "no", "n", "off"})
+SEED_MAX = 2_147_483_647
+
+
+def _flag(params: Mapping[str, Any], options: Mapping[str, Any], name: str) -> bool | None:
+    """A documented yes/no extra: the request's value, else the channel's option."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        raw = options.get(name)
+    if raw is None or isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise refuse(name, f"{name} must be true or false", ["true", "false"])
+
+
+def _seed(params: Mapping[str, Any]) -> int | None:
+    raw = params.get("seed")
+    if raw is None or raw == "":
+        return None
+    try:
+        seed = int(str(raw).strip()) if not isinstance(raw, bool) else -1
+    except ValueError:
+        seed = -1
+    if not 0 <= seed <= SEED_MAX:
+        raise refuse("seed", f"seed must be a whole number from 0 to {SEED_MAX}")
+    return seed
+
+
+def _common(params: Mapping[str, Any], options: Mapping[str, Any], *, extend: bool) -> Body:
+    """The extras every DashScope model documents (`watermark`, `seed`; `prompt_extend` where
+    `extend`): the request's value, else the channel option (never the seed, which is the
+    request's own); any other extra a request carries is not sent."""
     out: Body = {}
-    if options.get("watermark") is not None:
-        out["watermark"] = bool(options["watermark"])
-    if extend and options.get("prompt_extend") is not None:
-        out["prompt_extend"] = bool(options["prompt_extend"])
+    names = ("watermark", "prompt_extend") if extend else ("watermark",)
+    for name in names:
+        value = _flag(params, options, name)
+        if value is not None:
+            out[name] = value
+    seed = _seed(params)
+    if seed is not None:
+        out["seed"] = seed
     return out
 
 
@@ -59,7 +98,7 @@ def _text(params: Mapping[str, Any], *, negative: bool = True) -> Body:
 def _legacy_t2v(job: TaskJob, route: Route, options: Mapping[str, Any]) -> tuple[Body, Body]:
     size = normal_size(job.params.get("size"))
     check_size(route.model, size)
-    parameters = _common(options, extend=True)
+    parameters = _common(job.params, options, extend=True)
     if size:
         parameters["size"] = size
     duration = check_duration(route.model, route.protocol, job.params.get("duration"))
@@ -75,7 +114,7 @@ def _legacy_i2v(job: TaskJob, route: Route, options: Mapping[str, Any]) -> tuple
     resolution = resolution_of(job.params)
     check_resolution(route.model, resolution, video_resolutions(route.protocol, route.model))
     inputs = {**_text(job.params), "img_url": media_value(frames[0], options)}
-    parameters = _common(options, extend=True)
+    parameters = _common(job.params, options, extend=True)
     if resolution:
         parameters["resolution"] = resolution  # the aspect comes from the image: never `size`
     duration = check_duration(route.model, route.protocol, job.params.get("duration"))
@@ -95,7 +134,7 @@ def _kf2v(job: TaskJob, route: Route, options: Mapping[str, Any]) -> tuple[Body,
         "first_frame_url": media_value(frames[0], options),
         "last_frame_url": media_value(frames[1], options),
     }
-    parameters = _common(options, extend=True)
+    parameters = _common(job.params, options, extend=True)
     if resolution:
         parameters["resolution"] = resolution
     # kf2v makes 5-second videos and documents no `duration`: none is sent; the charge
@@ -140,7 +179,7 @@ def _media(job: TaskJob, route: Route, options: Mapping[str, Any]) -> tuple[Body
         inputs["media"] = media
     resolution = resolution_of(job.params)
     check_resolution(model, resolution, video_resolutions(route.protocol, model))
-    parameters = _common(options, extend=not happyhorse)
+    parameters = _common(job.params, options, extend=not happyhorse)
     if resolution:
         parameters["resolution"] = resolution
     if not frames:  # first-frame jobs take the image's aspect: no ratio
@@ -160,7 +199,7 @@ def _image(job: TaskJob, route: Route, options: Mapping[str, Any]) -> tuple[Body
     if n != 1:
         # The asynchronous qwen-image API makes one image per task.
         raise refuse("n", f"{route.model} makes one image per request", [1])
-    parameters = _common(options, extend=True)
+    parameters = _common(job.params, options, extend=True)
     size = normal_size(job.params.get("size"))
     if size:
         parameters["size"] = size
