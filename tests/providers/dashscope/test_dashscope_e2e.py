@@ -139,6 +139,8 @@ def test_native_modes_end_to_end(
     # Re-hosted before the fake's URL expired; DashScope has no cover: the first frame is cut.
     assert rehosted(done["video"], up) == tiny_mp4()
     assert rehosted(done["image"], up) == tiny_jpeg()
+    (task,) = up.tasks.values()
+    assert httpx.get(task.result["url"], timeout=10).status_code == 403  # the fake's is gone
     assert before - stack.wait_settled(acc.user_id)[0] == charge
     assert done["usage"]["duration"] == charge / RATE_720P
     assert stack.reconcile() == []
