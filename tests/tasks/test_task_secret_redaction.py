@@ -28,9 +28,15 @@ from taskhelp import WAN_T2V, LocalHTTP, TaskEnv, envs_for_backends, pick
 
 from llmage.domain.errors import UpstreamError, UpstreamKind
 from llmage.domain.tasks import TaskStatus
-from llmage.providers.contract import Channel
-from llmage.providers.tasks import TaskPoll, TaskSubmission
-from llmage.providers.transport import Transport
+from llmage.providers.tasks import (
+    BaseTaskAdapter,
+    CallContext,
+    PollResult,
+    Submitted,
+    TaskJob,
+    TaskRef,
+)
+from llmage.providers.wire import UpstreamReply, UpstreamRequest, join_url, json_request
 from support.backends import BACKENDS
 from support.scripted import Request, ScriptedUpstream, whole
 from support.servers import LoopThread
@@ -64,37 +70,31 @@ async def echo_tasks(
     return True
 
 
-class EchoTaskProvider:
+class EchoAdapter(BaseTaskAdapter):
     """Passes the upstream's error text on untouched: redaction is not left to adapters."""
 
     name = "echo"
 
-    def __init__(self, transport: Transport) -> None:
-        self._t = transport
-
-    def _auth(self, channel: Channel) -> dict[str, str]:
-        return {"Authorization": f"Bearer {channel.api_key}"}
-
-    async def submit(self, channel: Channel, job: TaskSubmission) -> str:
-        resp = await self._t.request(
-            "POST",
-            channel.base_url + "/tasks",
-            headers=self._auth(channel),
-            data=orjson.dumps({"prompt": job.params.get("prompt")}),
+    def submit_request(self, ctx: CallContext, job: TaskJob) -> UpstreamRequest:
+        return json_request(
+            "POST", join_url(ctx.base_url, "tasks"), {"prompt": job.params.get("prompt")}
         )
-        data = orjson.loads(await resp.read())
-        if resp.status != 200:
-            raise UpstreamError(UpstreamKind.BAD_REQUEST, data["message"], upstream_status=400)
-        return str(data["id"])
 
-    async def poll(self, channel: Channel, upstream_id: str, job: TaskSubmission) -> TaskPoll:
-        url = f"{channel.base_url}/tasks/{upstream_id}"
-        resp = await self._t.request("GET", url, headers=self._auth(channel))
-        data = orjson.loads(await resp.read())
-        return TaskPoll(TaskStatus.FAILED, error_code=data["code"], error_message=data["message"])
+    def parse_submit(self, job: TaskJob, reply: UpstreamReply) -> Submitted:
+        return Submitted(str(reply.json()["id"]))
 
-    async def cancel(self, channel: Channel, upstream_id: str) -> bool:
-        return False
+    def poll_request(self, ctx: CallContext, ref: TaskRef) -> UpstreamRequest:
+        return UpstreamRequest("GET", join_url(ctx.base_url, f"tasks/{ref.upstream_id}"))
+
+    def parse_poll(self, ref: TaskRef, reply: UpstreamReply) -> PollResult:
+        data = reply.json()
+        return PollResult(TaskStatus.FAILED, error_code=data["code"], error_message=data["message"])
+
+    def classify(self, reply: UpstreamReply) -> UpstreamError | None:
+        if reply.ok:
+            return None
+        data = reply.json()
+        return UpstreamError(UpstreamKind.BAD_REQUEST, data["message"], upstream_status=400)
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +141,7 @@ def envs(
             )
             env.start_server()
             platform = env.app_platform
-            platform.providers._tasks["echo"] = EchoTaskProvider(platform.transport)
+            platform.providers._tasks["echo"] = EchoAdapter()
         yield out
 
 
