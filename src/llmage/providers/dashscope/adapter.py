@@ -117,7 +117,10 @@ class DashScopeAdapter(BaseTaskAdapter):
 
     def recover_request(self, ctx: CallContext, job: TaskJob) -> UpstreamRequest | None:
         started = job.submitted_at_ms
-        offset = int(ctx.option("list_utc_offset_minutes", 480))
+        try:
+            offset = int(ctx.option("list_utc_offset_minutes", 480))
+        except (TypeError, ValueError):
+            offset = 480  # a mistyped option must not stop recovery: Beijing time
         query = {
             "model_name": route(job, ctx.channel.options).model,
             "start_time": _wall_clock(started - _LIST_BEFORE_MS, offset),
