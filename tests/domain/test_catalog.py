@@ -59,6 +59,18 @@ SEED_002_004_VIDEO = {
     "8u6Q25K1EpRa27fke8pcQ": ("i2v", "即梦", "jimeng", ("jimeng_vgfm_i2v_l20",)),
 }
 
+# Seed 001's reference-to-video row (its other rows are seed 000's llmids).
+SEED_001_VIDEO = {
+    "VooAIOtJdawpZjusWEzrh": ("r2v", "豆包", S15),
+}
+
+# Modes of seed models that no seed table lists but their provider serves (PROVIDERS.md §2):
+# Wan 2.6 first-frame and Wan 2.6 reference-to-video (seed 000's wan2.6-r2v row is first+last).
+PROVIDER_MODES_VIDEO = {
+    "bQlmscR-lKX88DdB-hSi4": ("i2v", "通义万象", ("wan2.6-i2v",)),
+    "z9aJjYSrK4iwNKwyZ1W7D": ("r2v", "通义万象", ("wan2.6-r2v",)),
+}
+
 CHAT_NAMES = {
     "qwen3-max": "aliyun",
     "qwen-plus": "aliyun",
@@ -89,7 +101,15 @@ def test_every_seed_000_video_model_is_present(catalog: Catalog) -> None:
 
 def test_video_models_are_exactly_the_seed_ones(catalog: Catalog) -> None:
     video = {e.llmid for e in catalog.entries() if e.kind.is_video}
-    assert video == set(SEED_000_VIDEO) | set(SEED_002_004_VIDEO)
+    seeds = set(SEED_000_VIDEO) | set(SEED_001_VIDEO) | set(SEED_002_004_VIDEO)
+    assert video == seeds | set(PROVIDER_MODES_VIDEO)
+
+
+def test_seed_001_and_provider_modes_are_present(catalog: Catalog) -> None:
+    for llmid, (kind, vendor, names) in {**SEED_001_VIDEO, **PROVIDER_MODES_VIDEO}.items():
+        entry = catalog.by_llmid(llmid)
+        assert entry is not None, llmid
+        assert (entry.kind, entry.vendor, entry.names) == (ModelKind(kind), vendor, names)
 
 
 def test_seed_002_004_video_models_are_present(catalog: Catalog) -> None:

@@ -182,7 +182,7 @@ def test_several_input_references_are_reference_images() -> None:
         ("doubao-seedance-2-0-260128", 2, {"image_files"}),
         ("doubao-seedance-1-5-pro-251215", 1, {"image1_file"}),  # last frame optional there
         ("viduq3-pro", 1, {"image1_file"}),
-        ("wan2.6-r2v", 2, {"image1_file", "image2_file"}),  # first and last frame only
+        ("wan2.6-r2v", 2, {"image_files"}),  # its reference-to-video entry
         ("happyhorse-1.0-r2v", 3, {"image_files"}),
         ("no-such-model", 1, {"image1_file"}),
     ],

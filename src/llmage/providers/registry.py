@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from llmage.domain.credentials import CredentialType
 from llmage.providers.contract import ChatProvider
+from llmage.providers.dashscope.adapter import DashScopeAdapter
 from llmage.providers.kling.adapter import KlingAdapter
 from llmage.providers.openai_compat import OpenAICompatProvider
 from llmage.providers.openai_media.adapter import OpenAIMediaAdapter
@@ -53,6 +54,13 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
         ("pair",),
         task=KlingAdapter,
         default_base_url="https://api-beijing.klingai.com",
+    ),
+    ProviderSpec(
+        "dashscope",
+        "aliyun",
+        ("key", "pool"),
+        task=DashScopeAdapter,
+        default_base_url=DashScopeAdapter.default_base_url,
     ),
 )
 
