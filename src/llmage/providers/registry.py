@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from llmage.domain.credentials import CredentialType
+from llmage.providers.ark.adapter import ArkAdapter
+from llmage.providers.byteplus.adapter import BytePlusAdapter
 from llmage.providers.contract import ChatProvider
 from llmage.providers.openai_compat import OpenAICompatProvider
 from llmage.providers.openai_media.adapter import OpenAIMediaAdapter
@@ -45,6 +47,22 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
         chat=lambda d: OpenAICompatProvider(d.transport),
         task=OpenAIMediaAdapter,
         default_base_url="https://api.openai.com/v1",
+    ),
+    ProviderSpec(
+        "ark",
+        "volcengine",
+        ("key", "pool"),
+        chat=lambda d: OpenAICompatProvider(d.transport),
+        task=ArkAdapter,
+        default_base_url=ArkAdapter.default_base_url,
+    ),
+    ProviderSpec(
+        "byteplus",
+        "byteplus",
+        ("key", "pool"),
+        chat=lambda d: OpenAICompatProvider(d.transport),
+        task=BytePlusAdapter,
+        default_base_url=BytePlusAdapter.default_base_url,
     ),
 )
 
