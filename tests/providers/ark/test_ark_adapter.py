@@ -411,3 +411,93 @@ async def test_probe_is_a_one_item_list_signed_with_the_pool_key_in_use() -> Non
     (req,) = up.requests
     assert req.url == TASKS_URL + "?page_num=1&page_size=1"
     assert req.header("Authorization") == "Bearer ark-key-b-000000"
+
+
+# -- the rest of each model's rules ---------------------------------------------------------------
+
+
+def test_frame_rules_of_older_families() -> None:
+    img = media("image/png", "f")
+    three = {"image_files": [img, img, img]}
+    assert "first and a last" in refused(job(S20, "i2v", three)).message
+    lite_t2v = "doubao-seedance-1-0-lite-t2v-250428"
+    assert "first-frame" in refused(job(lite_t2v, "i2v", {"image1_file": [img]})).message
+    pro_fast = "doubao-seedance-1-0-pro-fast-251015"
+    frames = {"image1_file": [img], "image2_file": [img]}
+    assert "last-frame" in refused(job(pro_fast, "i2v", frames)).message
+    lite_i2v = "doubao-seedance-1-0-lite-i2v-250428"
+    assert "needs an input image" in refused(job(lite_i2v, "t2v")).message
+    video = {"video_files": [media("video/mp4", "v")]}
+    assert "0 reference videos" in refused(job(lite_i2v, "r2v", video)).message
+    # Two plain images in an image-to-video slot other than the numbered ones: first + last.
+    body = build(job(S15, "i2v", {"image_files": [img, img]}))
+    assert [i.get("role") for i in body["content"][1:]] == ["first_frame", "last_frame"]
+
+
+def test_a_model_the_table_does_not_know_gets_the_inputs_as_asked() -> None:
+    refs = {"image_files": [media("image/png", "r")], "audio_files": [media("audio/mpeg", "a")]}
+    body = build(job("ep-unknown", "r2v", refs, duration=99))
+    assert body["model"] == "ep-unknown" and body["duration"] == 99
+    assert [i.get("role") for i in body["content"][1:]] == ["reference_image", "reference_audio"]
+
+
+def test_prompt_is_optional_with_an_image_and_extras_are_typed() -> None:
+    img = media("image/png", "f")
+    body = build(job(S15, "i2v", {"image1_file": [img]}, prompt="  ", seed="12",
+                     watermark="true", camera_fixed="N"))  # fmt: skip
+    assert body["content"] == [{"type": "image_url", "image_url": {"url": img.url},
+                                "role": "first_frame"}]  # fmt: skip
+    assert (body["seed"], body["watermark"], body["camera_fixed"]) == (12, True, False)
+    assert refused(job(S15, prompt="")).upstream_code == "invalid_prompt"
+    assert refused(job(S15, seed=2**32)).upstream_code == "invalid_seed"
+    assert refused(job(S15, seed=1.5)).upstream_code == "invalid_seed"
+    assert refused(job(S15, seed=True)).upstream_code == "invalid_seed"
+
+
+def test_image_rules_of_every_family() -> None:
+    img = media("image/png", "i")
+    edit = build(job("doubao-seededit-3-0-i2i-250628", "i2i", {"image_files": [img]},
+                     kind="image", size="2048x2048", seed=9))  # fmt: skip
+    assert (edit["size"], edit["seed"], edit["image"]) == ("adaptive", 9, img.url)
+    gen3 = build(job("doubao-seedream-3-0-t2i-250415", "t2i", kind="image", size="1024x1024",
+                     watermark=False))  # fmt: skip
+    assert gen3["size"] == "1024x1024" and gen3["watermark"] is False
+    assert "seed" not in build(job(SEEDREAM, "t2i", kind="image", seed=9))
+    eleven = {"image_files": [img] * 11}
+    assert (
+        refused(job(SEEDREAM, "i2i", eleven, kind="image")).upstream_code == "invalid_image_files"
+    )
+    ten = {"image_files": [img] * 10}
+    assert refused(job(SEEDREAM, "i2i", ten, kind="image", n=6)).upstream_code == "invalid_n"
+    other = build(job("some-image-model", "t2i", kind="image", size="999x999", n=2))
+    assert other["size"] == "999x999" and other["sequential_image_generation"] == "auto"
+    assert "size" not in build(job("some-image-model", "t2i", kind="image"))
+    assert refused(job(SEEDREAM, "t2i", kind="image", size="huge")).upstream_code == "invalid_size"
+
+
+def test_unreadable_replies_are_the_upstreams_bug() -> None:
+    with pytest.raises(UpstreamError) as info:
+        ARK.parse_submit(job(), reply(200, {"error": None}))
+    assert info.value.kind is UpstreamKind.UPSTREAM_BUG
+    with pytest.raises(UpstreamError):
+        ARK.parse_submit(job(kind="image"), reply(200, {"data": [{"b64_json": "%%%"}]}))
+    hello = {"data": ["junk", {"size": "1x1"}, {"b64_json": "aGVsbG8="}]}
+    result = ARK.parse_submit(job(kind="image"), reply(200, hello))
+    assert result.result is not None
+    assert [o.data for o in result.result.outputs] == [b"hello"]
+    assert result.result.usage == Usage(images=1)
+    empty = ARK.parse_submit(job(kind="image"), reply(200, {"data": []}))
+    assert empty.result is not None and empty.result.error_code == "no_image"
+    data = json.loads(fixture("task_succeeded.json"))
+    data.update(duration="soon", usage={"total_tokens": "many"}, resolution=None)
+    odd = ARK.parse_poll(TaskRef("x", {}, job()), reply(200, data))
+    assert odd.usage == Usage(ratio="21:9")
+
+
+def test_recovery_skips_items_without_an_id_or_a_time() -> None:
+    items = [{"id": 7, "created_at": 1758941481}, {"id": "cgt-no-time"},
+             {"id": "cgt-bad-time", "created_at": "later"},
+             {"id": "cgt-ok", "created_at": 1758941482, "duration": "5"}]  # fmt: skip
+    found = ARK.parse_recover(job(duration=5, resolution="720p"), reply(200, {"items": items}))
+    assert found is not None and found.upstream_id == "cgt-ok"
+    assert ARK.parse_recover(job(), reply(200, {"total": 0})) is None

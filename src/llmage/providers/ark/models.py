@@ -33,7 +33,6 @@ class VideoRules:
     reference_images: int = 0  # most `reference_image` items (0: no reference mode)
     reference_videos: int = 0
     reference_audios: int = 0
-    reference_min_images: int = 0  # lite-i2v: at least one reference image
 
     @property
     def reference(self) -> bool:
@@ -83,7 +82,6 @@ VIDEO_FAMILIES: tuple[VideoRules, ...] = (
         (2, 12),
         text_only=False,
         reference_images=4,
-        reference_min_images=1,
     ),
 )
 

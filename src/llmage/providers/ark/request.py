@@ -57,11 +57,8 @@ def _files(job: TaskJob, prefix: str) -> list[MediaInput]:
     return [f for files in job.media.values() for f in files if f.content_type.startswith(prefix)]
 
 
-def _item(kind: str, url: str, role: str | None) -> dict[str, Any]:
-    item: dict[str, Any] = {"type": kind, kind: {"url": url}}
-    if role:
-        item["role"] = role
-    return item
+def _item(kind: str, url: str, role: str) -> dict[str, Any]:
+    return {"type": kind, kind: {"url": url}, "role": role}
 
 
 def _frames(job: TaskJob, model: str, rules: VideoRules | None) -> list[dict[str, Any]]:
@@ -108,8 +105,6 @@ def _references(job: TaskJob, model: str, rules: VideoRules | None) -> list[dict
         for param, got, most, what in limits:
             if len(got) > most:
                 raise refuse(param, f"{model} takes at most {most} {what}, not {len(got)}")
-        if len(images) < rules.reference_min_images:
-            raise refuse("image_files", f"{model} needs at least one reference image")
     items = [_item("image_url", f.url, "reference_image") for f in images]
     items += [_item("video_url", f.url, "reference_video") for f in videos]
     items += [_item("audio_url", f.url, "reference_audio") for f in audios]
@@ -121,15 +116,13 @@ def _is_reference(job: TaskJob) -> bool:
 
 
 def _route(
-    job: TaskJob, model_map: Mapping[str, str], reference_model: str | None
+    job: TaskJob, model_map: Mapping[str, str], reference_model: str
 ) -> tuple[str, VideoRules | None]:
     """The upstream model and its rules; reference mode on a model without one goes to the
     channel's reference model (PROVIDERS §12: route a mode to the model that has it)."""
     rules = video_rules(job.model) or video_rules(catalog_name(job.model, model_map))
     if not _is_reference(job) or rules is None or rules.reference:
         return job.model, rules
-    if not reference_model:
-        raise refuse("image_files", f"{job.model} has no reference-to-video mode")
     upstream = model_map.get(reference_model, reference_model)
     routed = video_rules(upstream) or video_rules(reference_model)
     if routed is None or not routed.reference:
@@ -199,9 +192,7 @@ def _video_params(
     return out
 
 
-def video_plan(
-    job: TaskJob, model_map: Mapping[str, str], reference_model: str | None
-) -> VideoPlan:
+def video_plan(job: TaskJob, model_map: Mapping[str, str], reference_model: str) -> VideoPlan:
     model, rules = _route(job, model_map, reference_model)
     reference = _is_reference(job)
     content: list[dict[str, Any]] = []
