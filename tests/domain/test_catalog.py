@@ -46,6 +46,9 @@ SEED_000_VIDEO = {
     "nVbH7lEO51soqTbLGIHE_": ("r2v", "We Token AI", S2_DREAMINA),
 }
 
+# Seed 001 adds one llmid of its own: Seedance 1.5 pro reference-to-video (1-3 images).
+SEED_001_VIDEO = {"VooAIOtJdawpZjusWEzrh": ("r2v", "豆包", S15)}
+
 # Seeds 002 and 004 (new-api style names), by hand: llmid -> (kind, vendor, platform, names).
 SEED_002_004_VIDEO = {
     "3HE7KFJ7x3QHTVEiM5xvq": ("t2v", "vidu", "vidu", ("viduq3-turbo",)),
@@ -90,7 +93,7 @@ def catalog() -> Catalog:
 
 
 def test_every_seed_000_video_model_is_present(catalog: Catalog) -> None:
-    for llmid, (kind, vendor, names) in SEED_000_VIDEO.items():
+    for llmid, (kind, vendor, names) in (SEED_000_VIDEO | SEED_001_VIDEO).items():
         entry = catalog.by_llmid(llmid)
         assert entry is not None, llmid
         assert entry.kind == ModelKind(kind), llmid
@@ -123,7 +126,7 @@ def test_seed_002_004_video_models_are_present(catalog: Catalog) -> None:
 def test_platforms_follow_the_vendor(catalog: Catalog) -> None:
     expected = {"阿里云": "aliyun", "通义万象": "aliyun", "豆包": "volcengine"}
     expected |= {"We Token AI": "byteplus", "vidu": "vidu", "可灵": "kling", "即梦": "jimeng"}
-    for llmid in [*SEED_000_VIDEO, *SEED_002_004_VIDEO]:
+    for llmid in [*SEED_000_VIDEO, *SEED_001_VIDEO, *SEED_002_004_VIDEO]:
         entry = catalog.by_llmid(llmid)
         assert entry is not None
         assert entry.platform == expected[entry.vendor]

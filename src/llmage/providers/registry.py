@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from llmage.domain.credentials import CredentialType
+from llmage.providers.ark.adapter import ArkAdapter
+from llmage.providers.byteplus.adapter import BytePlusAdapter
 from llmage.providers.contract import ChatProvider
 from llmage.providers.dashscope.adapter import DashScopeAdapter
 from llmage.providers.kling.adapter import KlingAdapter
@@ -61,6 +63,22 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
         ("key", "pool"),
         task=DashScopeAdapter,
         default_base_url=DashScopeAdapter.default_base_url,
+    ),
+    ProviderSpec(
+        "ark",
+        "volcengine",
+        ("key", "pool"),
+        chat=lambda d: OpenAICompatProvider(d.transport),
+        task=ArkAdapter,
+        default_base_url=ArkAdapter.default_base_url,
+    ),
+    ProviderSpec(
+        "byteplus",
+        "byteplus",
+        ("key", "pool"),
+        chat=lambda d: OpenAICompatProvider(d.transport),
+        task=BytePlusAdapter,
+        default_base_url=BytePlusAdapter.default_base_url,
     ),
 )
 
