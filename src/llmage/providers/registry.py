@@ -16,6 +16,7 @@ from llmage.providers.sim import SimProvider
 from llmage.providers.sim_tasks import SimTaskAdapter
 from llmage.providers.tasks import TaskAdapter
 from llmage.providers.transport import Transport
+from llmage.providers.vidu.adapter import ViduAdapter
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,9 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
         chat=lambda d: OpenAICompatProvider(d.transport),
         task=OpenAIMediaAdapter,
         default_base_url="https://api.openai.com/v1",
+    ),
+    ProviderSpec(
+        "vidu", "vidu", ("key", "pool"), task=ViduAdapter, default_base_url="https://api.vidu.cn"
     ),
 )
 
