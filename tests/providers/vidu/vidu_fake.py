@@ -118,6 +118,8 @@ class ViduFake(FakeUpstream):
         self._expired = False
         self._failures.clear()
         self.requests.clear()
+        self.tasks.clear()
+        self.endpoint.clear()
         self.creates = 0
         self.with_cover = True
         self.report_credits = None
