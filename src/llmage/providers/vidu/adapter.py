@@ -67,6 +67,11 @@ def _number(value: Any) -> float | None:
         return None
 
 
+def _whole(value: float) -> float:
+    """Integral numbers stay integers in the usage record (seed 001 shows `"credits": 10`)."""
+    return int(value) if value.is_integer() else value
+
+
 def tier(width: Any, height: Any) -> str | None:
     """The resolution tier of a `width x height` video (its short side), if a known one."""
     w, h = _number(width), _number(height)
@@ -86,9 +91,10 @@ def usage(data: Any) -> Usage:
     seconds = _number(dig(video, "duration"))
     width, height = dig(video, "resolution", "width"), dig(video, "resolution", "height")
     return Usage(
-        credits=credits if credits is not None and credits > 0 else None,
+        credits=_whole(credits) if credits is not None and credits > 0 else None,
         off_peak=off_peak if isinstance(off_peak, bool) else None,
-        seconds=float(round(seconds)) if seconds is not None and seconds >= 0.5 else None,
+        # Vidu's clip runs a few frames over the whole seconds it was asked for and billed.
+        seconds=round(seconds) if seconds is not None and seconds >= 0.5 else None,
         width=int(width) if _number(width) else None,
         height=int(height) if _number(height) else None,
         resolution=tier(width, height),
