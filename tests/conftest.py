@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,26 +77,30 @@ class Stack:
     def headers(self, account: Account) -> dict[str, str]:
         return {"Authorization": f"Bearer {account.key}"}
 
+    @property
+    def app_platform(self) -> Platform:
+        """The server's own platform (its caches, throttles, SMS sender), in the server's loop:
+        read its plain attributes only."""
+        p: Platform = self.server.app.state.platform
+        return p
+
 
 def make_settings(tmp: Path, url: str, **overrides: object) -> Settings:
-    return Settings(
-        data_dir=tmp,
-        database_url=url,
-        secret_key=Fernet.generate_key().decode(),
-        key_cache_ttl=0.5,
-        channel_cache_ttl=0.2,
-        log_json=False,
-        **overrides,  # type: ignore[arg-type]
-    )
+    values: dict[str, object] = {
+        "secret_key": Fernet.generate_key().decode(),
+        "key_cache_ttl": 0.5,
+        "channel_cache_ttl": 0.2,
+        "log_json": False,
+        **overrides,
+    }
+    return Settings(data_dir=tmp, database_url=url, **values)  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    tmp = tmp_path_factory.mktemp(f"stack-{request.param}")
-    with database_url(request.param, tmp) as url:
-        settings = make_settings(tmp, url)
+@contextmanager
+def running_stack(backend: str, tmp: Path, **overrides: object) -> Iterator[Stack]:
+    """A server on `backend` with the sim and fake channels; `overrides` go to the settings."""
+    with database_url(backend, tmp) as url:
+        settings = make_settings(tmp, url, **overrides)
         server = LlmageServer(create_app(settings))
         admin = LoopThread("admin")
         platform = Platform(settings)
@@ -124,12 +129,20 @@ def stack(
                     priority=10,
                 )
             )
-            yield Stack(request.param, server.url, settings, server, admin, platform, upstream)
+            yield Stack(backend, server.url, settings, server, admin, platform, upstream)
         finally:
             server.stop()
             admin.call(upstream.stop())
             admin.call(platform.close())
             admin.stop()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    with running_stack(request.param, tmp_path_factory.mktemp(f"stack-{request.param}")) as s:
+        yield s
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from llmage.dialects.admin.channels import router as admin_channels_router
+from llmage.console import errors as console_errors
+from llmage.console.api import ROUTERS as console_routers
 from llmage.dialects.http import JSONBytes
 from llmage.dialects.media.routes import router as media_router
 from llmage.dialects.native import errors as native_errors
@@ -42,12 +43,19 @@ log = logging.getLogger("llmage.http")
 
 
 def _dialect_error(path: str, exc: LlmageError) -> Response:
-    """The one place that picks the error envelope: by the dialect the path belongs to."""
+    """The one place that picks the error envelope: by the dialect the path belongs to. A call
+    that failed after it got a usage record names it, as a successful one does."""
     if path.startswith("/llmage/"):
-        return native_errors.error_response(exc)
-    if path.startswith("/v1/video/generations"):
-        return newapi_errors.error_response(exc)
-    return openai_errors.error_response(exc)
+        response = native_errors.error_response(exc)
+    elif path.startswith("/api/"):
+        response = console_errors.error_response(exc)
+    elif path.startswith("/v1/video/generations"):
+        response = newapi_errors.error_response(exc)
+    else:
+        response = openai_errors.error_response(exc)
+    if exc.usage_id:
+        response.headers["x-llmage-usage-id"] = exc.usage_id
+    return response
 
 
 def _bug_response(path: str, exc: Exception) -> Response:
@@ -56,6 +64,42 @@ def _bug_response(path: str, exc: Exception) -> Response:
     err = LlmageError("Internal server error")
     err.status, err.type, err.code = 500, "server_error", "internal_error"
     return _dialect_error(path, err)
+
+
+class BugBarrier:
+    """Pure ASGI: a bug (any exception a handler did not turn into a response) is answered with
+    a 500 in the dialect's shape and ends here. Starlette's own last-resort handler re-raises
+    after answering, so the server logs it again and drops the client's keep-alive connection;
+    this one does not. If the response had already started, it is ended cleanly instead (a
+    truncated body, the connection intact)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = ended = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started, ended
+            if message["type"] == "http.response.start":
+                started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                ended = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if not started:
+                await _bug_response(scope["path"], exc)(scope, receive, send)
+                return
+            path = scope["path"]
+            log.error("unhandled error on %s after the response started", path, exc_info=exc)
+            if not ended:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class _LeanRoute(Route):
@@ -85,7 +129,8 @@ class HotPath:
     def __init__(self, app: FastAPI, routes: list[_LeanRoute]) -> None:
         self.app = app
         self._routes = routes
-        self._metered = MetricsMiddleware(self._dispatch)
+        self._rest = NoSniff(app)  # outside FastAPI's own error layer: its 500s get it too
+        self._metered = MetricsMiddleware(BugBarrier(self._dispatch))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)
@@ -100,11 +145,35 @@ class HotPath:
                     scope["app"] = self.app
                     await self._metered(scope, receive, send)
                     return
-        await self.app(scope, receive, send)
+        await self._rest(scope, receive, send)
 
     @staticmethod
     async def _dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         await scope["route"].handle(scope, receive, send)
+
+
+class NoSniff:
+    """Pure ASGI: every answer says `X-Content-Type-Options: nosniff` (unless it set it itself),
+    so no browser reads an error body or a download as anything but its declared type. Media
+    responses set it themselves; this covers the ones the framework makes (405, 500, ...)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                if not any(name.lower() == b"x-content-type-options" for name, _ in headers):
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
 
 
 class MetricsMiddleware:
@@ -140,7 +209,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception:
-            # The outermost error handler answers 500 outside this middleware: count it here.
+            # Only if something escaped the bug barrier below: still count it.
             if status == 500:
                 path = getattr(scope.get("route"), "path", "unmatched")
                 metrics.REQUESTS.labels(path, "500").inc()
@@ -178,6 +247,8 @@ def create_app(settings: Settings | None = None) -> HotPath:
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> Response:
+        if request.url.path.startswith("/api/"):
+            return console_errors.error_response(console_errors.from_validation(list(exc.errors())))
         first = exc.errors()[0] if exc.errors() else {}
         param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
         return _dialect_error(
@@ -192,10 +263,6 @@ def create_app(settings: Settings | None = None) -> HotPath:
         err.status = exc.status_code
         return _dialect_error(request.url.path, err)
 
-    @app.exception_handler(Exception)
-    async def on_bug(request: Request, exc: Exception) -> Response:
-        return _bug_response(request.url.path, exc)
-
     @app.get("/healthz", tags=["Operations"], summary="Liveness and database reachability")
     async def healthz(request: Request) -> Response:
         platform: Platform = request.app.state.platform
@@ -207,7 +274,6 @@ def create_app(settings: Settings | None = None) -> HotPath:
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     routers = (
-        admin_channels_router,
         native_router,
         native_video_router,
         media_router,
@@ -215,6 +281,7 @@ def create_app(settings: Settings | None = None) -> HotPath:
         openai_videos_router,
         openai_images_router,
         newapi_router,
+        *console_routers,
         # Last: the `/{platform}` prefix matches broadly.
         platform_router,
         platform_media_router,
@@ -229,5 +296,8 @@ def create_app(settings: Settings | None = None) -> HotPath:
         for r in router.routes
         if isinstance(r, APIRoute) and getattr(r.endpoint, "lean", False)
     ]
+    # Inside Starlette's outermost error middleware, so bugs stop here (see BugBarrier); the
+    # metrics around it see the 500s.
+    app.add_middleware(BugBarrier)
     app.add_middleware(MetricsMiddleware)
     return HotPath(app, lean_routes)

@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -49,9 +49,23 @@ class Settings(BaseSettings):
     currency: str = "CNY"
     public_base_url: str | None = None
     demo_key: str | None = Field(None, description="Fixed API key value for the --demo user")
-    # Upstream relay
+    # Upstream relay. Every call has an end: the read timeout is only an idle limit (no byte
+    # for that long); the totals bound a whole call (a chat request's failovers included), the
+    # gap the silence between two events of a stream.
     upstream_connect_timeout: float = 10.0
     upstream_read_timeout: float = 300.0
+    upstream_total_timeout: float = Field(
+        600.0, gt=0, description="Seconds a non-stream upstream call may take, start to end"
+    )
+    upstream_stream_total_timeout: float = Field(
+        1800.0, gt=0, description="Seconds a streamed upstream call may take, start to end"
+    )
+    upstream_stream_gap_timeout: float = Field(
+        300.0, gt=0, description="Longest wait for the next event of a stream (the first too)"
+    )
+    upstream_keepalive_expiry: float = Field(
+        4.0, ge=0, description="Pooled upstream connections idle longer than this are not reused"
+    )
     upstream_pool_size: int = 512
     max_body_bytes: int = 20 * 1024 * 1024
     # Billing
@@ -61,8 +75,15 @@ class Settings(BaseSettings):
     # crashes; a power cut may lose the last few, which can only ever cost the platform (an
     # unrecorded charge), never a user. Credits are always committed with FULL.
     sqlite_synchronous: str = "NORMAL"
-    # A chat hold still open after this long belongs to a request whose process died.
-    chat_hold_max_age_seconds: float = 3600.0
+    # A chat hold still open after this long belongs to a request whose process died. Unset, it
+    # is the longest call the upstream deadlines allow plus the margin (see chat_hold_max_age).
+    chat_hold_max_age_seconds: float | None = None
+    chat_hold_margin_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="Added to the longest possible chat call before its hold counts as "
+        "abandoned: settlement time and clock differences between instances",
+    )
     # Caches
     key_cache_ttl: float = 10.0
     channel_cache_ttl: float = 5.0
@@ -105,10 +126,10 @@ class Settings(BaseSettings):
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
     s3_region: str = "us-east-1"
-    # Signed media URLs
-    media_url_ttl: int = Field(86400, description="Seconds a signed /media/ link stays valid")
+    # Sealed media URLs
+    media_url_ttl: int = Field(86400, description="Seconds a /media/ link stays valid")
     media_secret: str | None = Field(
-        None, description="Signs media URLs; derived from the secret key when unset"
+        None, description="Seals media URLs (encrypts them); derived from the secret key if unset"
     )
     # Guarded fetcher for user-supplied URLs (images, videos, webhooks)
     fetch_allow_hosts: list[str] = Field(
@@ -116,6 +137,28 @@ class Settings(BaseSettings):
         description="host:port pairs exempt from the private-address rule (operator allow-list)",
     )
     fetch_timeout_seconds: float = 120.0  # whole exchange: DNS, redirects and body
+
+    # Console: sessions, CSRF, SMS
+    session_ttl_seconds: int = Field(
+        7 * 86400, description="A console login lasts this long (absolute; logout ends it)"
+    )
+    cookie_secure: bool | None = Field(
+        None,
+        description="Mark console cookies Secure; default: when the request came over https",
+    )
+    console_origins: list[str] = Field(
+        default_factory=list,
+        description="Extra origins (scheme://host[:port]) allowed to send unsafe console "
+        "requests, besides the server's own and LLMAGE_PUBLIC_BASE_URL's",
+    )
+    sms_backend: str = Field("log", description="log (codes in the server log) or aliyun")
+    sms_code_ttl_seconds: int = 300
+    sms_code_attempts: int = 5  # wrong guesses that burn a code
+    sms_aliyun_endpoint: str = "https://dysmsapi.aliyuncs.com"
+    sms_aliyun_access_key_id: str | None = None
+    sms_aliyun_access_key_secret: SecretStr | None = None
+    sms_aliyun_sign_name: str | None = None
+    sms_aliyun_template_code: str | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -133,6 +176,14 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'llmage.db').resolve()}"
+
+    @property
+    def chat_hold_max_age(self) -> float:
+        """Seconds after which an open chat hold is released by the sweeper."""
+        if self.chat_hold_max_age_seconds is not None:
+            return self.chat_hold_max_age_seconds
+        longest = max(self.upstream_total_timeout, self.upstream_stream_total_timeout)
+        return longest + self.chat_hold_margin_seconds
 
     @property
     def is_sqlite(self) -> bool:

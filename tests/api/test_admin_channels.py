@@ -45,7 +45,7 @@ def test_only_admins(stack: Stack) -> None:
     assert call(stack, "GET", "/api/admin/channels", None).status_code == 401
     r = call(stack, "GET", "/api/admin/channels", user)
     assert r.status_code == 403, r.text
-    assert r.json()["error"]["code"] == "admin_required"
+    assert r.json()["error"]["code"] == "forbidden"
     r = call(stack, "POST", "/api/admin/channels", user, json={"name": "x"})
     assert r.status_code == 403
 

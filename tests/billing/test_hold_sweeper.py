@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import text
 
 from conftest import Stack
 from llmage.billing.ledger import Hold
+from llmage.services.platform import Platform
 from llmage.services.sweeper import HoldSweeper
+from llmage.settings import Settings
 
 
 def test_stale_chat_hold_is_released_once(stack: Stack) -> None:
@@ -46,3 +50,19 @@ def test_stale_chat_hold_is_released_once(stack: Stack) -> None:
     assert balance == 10_000_000  # nothing charged
     assert stack.balance(acct.user_id) == (10_000_000, 0)
     assert stack.reconcile() == []
+
+
+def test_default_age_is_the_longest_call_plus_the_margin(tmp_path: Path) -> None:
+    """No separate magic number: the sweeper waits exactly as long as a call can last, plus the
+    margin for settlement and clocks; an operator may still set the age outright."""
+    s = Settings(
+        data_dir=tmp_path,
+        upstream_total_timeout=120,
+        upstream_stream_total_timeout=900,
+        chat_hold_margin_seconds=60,
+    )
+    assert s.chat_hold_max_age == 960
+    assert Settings(data_dir=tmp_path).chat_hold_max_age == 1800 + 300
+    assert Settings(data_dir=tmp_path, chat_hold_max_age_seconds=5000).chat_hold_max_age == 5000
+    platform = Platform(s)
+    assert platform.sweeper._max_age_ms == 960_000

@@ -4,6 +4,7 @@ default) and, as a second variant, a fresh PostgreSQL database via LLMAGE_DATABA
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import secrets
@@ -35,6 +36,8 @@ def base_env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMAGE_")}
     env.update(
         LLMAGE_DATA_DIR=str(data_dir),
+        # `serve` records its data directory here: keep it out of the real home directory.
+        XDG_CONFIG_HOME=str(data_dir / "xdg-config"),
         LLMAGE_LOG_LEVEL="WARNING",
         PYTHONIOENCODING="utf-8",
         PYTHONUNBUFFERED="1",
@@ -146,6 +149,7 @@ COMMANDS = {
         "video",
         "image",
         "tasks",
+        "where",
     ),
     ("tasks",): ("list", "show", "cancel"),
     ("user",): ("create", "list"),
@@ -467,6 +471,11 @@ def test_serve_demo_prints_a_working_curl(cli: Cli) -> None:
         answer = httpx.Response(200, content=body.encode()).json()
         assert answer["finish"] == "1" and answer["llmusageid"] and answer["content"]
         assert answer["model"] == "qwen3-max"
+        assert "llmage credit demo 100" in out  # how to top the demo up
+        marker = json.loads((cli.data_dir / "xdg-config" / "llmage" / "server.json").read_text())
+        assert marker["base_url"] == f"http://127.0.0.1:{port}"
+        assert marker["data_dir"] == str(cli.data_dir.resolve())
+        assert marker["database"] == ("sqlite" if cli.backend == "sqlite" else "environment")
     finally:
         proc.terminate()
         try:

@@ -119,12 +119,12 @@ def test_images_choose_the_kind_and_upload_files(gen: Gen) -> None:
     assert i2v.stdout.splitlines()[1:] == ["out/i2v.mp4", "out/i2v.jpg"]
     assert (cwd / "out" / "i2v.mp4").read_bytes()[4:8] == b"ftyp"
     row = gen.task(taskid)
-    assert row.llmid == llmid(I2V, ModelKind.I2V) and "image1_file" in row.params
+    assert row.llmid == llmid(I2V, ModelKind.I2V) and "image1_file" in row.inputs
     row = gen.task(first_last.stdout.strip())
     assert row.llmid == llmid(FIRST_LAST, ModelKind.I2V) and row.model == FIRST_LAST
-    assert {"image1_file", "image2_file"} <= row.params.keys()
+    assert {"image1_file", "image2_file"} <= row.inputs.keys()
     row = gen.task(r2v.stdout.strip())
-    assert row.llmid == llmid(R2V, ModelKind.R2V) and len(row.params["image_files"]) == 2
+    assert row.llmid == llmid(R2V, ModelKind.R2V) and len(row.inputs["image_files"]) == 2
     row = gen.task(by_llmid.stdout.strip())
     assert row.llmid == llmid(T2V, ModelKind.T2V)
 
@@ -211,4 +211,4 @@ def test_image_wait_downloads_pngs(gen: Gen) -> None:
     taskid, path = i2i.stdout.splitlines()
     assert (cwd / path).read_bytes()[:4] == b"\x89PNG"
     row = gen.task(taskid)
-    assert row.llmid == llmid(I2I, ModelKind.I2I) and len(row.params["image_files"]) == 1
+    assert row.llmid == llmid(I2I, ModelKind.I2I) and len(row.inputs["image_files"]) == 1

@@ -10,8 +10,11 @@ from llmage.domain.params import (
     InvalidParameterError,
     MissingParameterError,
     ParamSpec,
+    check_json_types,
+    check_value,
     json_schema,
     normalize_params,
+    read_fields,
 )
 
 SPECS = (
@@ -250,3 +253,104 @@ def test_json_schema_for_every_catalog_model() -> None:
 def test_unknown_param_type_rejected() -> None:
     with pytest.raises(ValueError, match="unknown type"):
         ParamSpec("x", "file")
+
+
+# -- one value where one is expected (issue 6) ------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["string", "integer", "number", "boolean"])
+@pytest.mark.parametrize("bad", [["x"], ["a", "b"], [], {"a": 1}, {}])
+def test_lists_and_objects_are_never_one_value(kind: str, bad: object) -> None:
+    spec = ParamSpec("field", kind)
+    with pytest.raises(InvalidParameterError) as err:
+        check_value(spec, bad)
+    assert err.value.param == "field"
+    assert "'field'" in err.value.message and "expected a single " + kind in err.value.message
+
+
+def test_a_repeated_form_field_is_named_as_such() -> None:
+    with pytest.raises(InvalidParameterError) as err:
+        normalize_params(SPECS, {"prompt": ["a", "b"]})
+    assert err.value.param == "prompt"
+    assert "a list of 2 values" in err.value.message and "more than once" in err.value.message
+
+
+CALLBACK = ParamSpec("callback_url", "string", format="uri", max_length=64)
+
+
+@pytest.mark.parametrize(
+    "good", ["http://a.example", "https://a.example:8443/hook?x=1#f", "HTTP://A.EXAMPLE/x"]
+)
+def test_uri_format_takes_http_urls(good: str) -> None:
+    assert check_value(CALLBACK, good) == good
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "ftp://a.example/x",
+        "javascript:alert(1)",
+        "http://",
+        "http:// a.example",
+        "http://a.example/x y",
+        "http://a.example/\x00",
+        "//a.example/x",
+        "a.example",
+        "http://a.example/" + "x" * 64,
+        5,
+    ],
+)
+def test_uri_format_refuses_everything_else(bad: object) -> None:
+    with pytest.raises(InvalidParameterError) as err:
+        check_value(CALLBACK, bad)
+    assert err.value.param == "callback_url"
+
+
+def test_read_fields_reads_only_its_fields() -> None:
+    specs = (ParamSpec("model", "string", required=True), CALLBACK, ParamSpec("n", "integer"))
+    out = read_fields(specs, {"model": "m", "callback_url": "", "n": "2", "other": ["x"]})
+    assert out == {"model": "m", "n": 2}  # an empty callback_url= form field means none
+    with pytest.raises(MissingParameterError):
+        read_fields(specs, {"callback_url": "http://a.example"})
+    with pytest.raises(InvalidParameterError) as err:
+        read_fields(specs, {"model": "m", "n": [1, 2]})
+    assert err.value.param == "n"
+
+
+def test_format_and_length_are_in_the_json_schema() -> None:
+    schema = json_schema((CALLBACK,))
+    assert schema["properties"] == {
+        "callback_url": {"type": "string", "format": "uri", "maxLength": 64}
+    }
+
+
+def test_a_format_needs_a_string_type() -> None:
+    with pytest.raises(ValueError):
+        ParamSpec("n", "integer", format="uri")
+    with pytest.raises(ValueError):
+        ParamSpec("u", "string", format="email")
+
+
+TYPES = {"temperature": ("number",), "stop": ("string", "array"), "seed": ("integer",)}
+
+
+def test_json_types_accept_their_types_and_null() -> None:
+    check_json_types({"temperature": 1, "stop": ["x"], "seed": 3, "other": {}}, TYPES)
+    check_json_types({"temperature": 0.5, "stop": "x", "seed": None}, TYPES)
+
+
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"temperature": "hot"}, "temperature"),
+        ({"temperature": True}, "temperature"),
+        ({"stop": 5}, "stop"),
+        ({"stop": {"a": 1}}, "stop"),
+        ({"seed": 1.5}, "seed"),
+        ({"seed": False}, "seed"),
+    ],
+)
+def test_json_types_refuse_other_types(body: dict[str, object], param: str) -> None:
+    with pytest.raises(InvalidParameterError) as err:
+        check_json_types(body, TYPES)
+    assert err.value.param == param and f"'{param}'" in err.value.message

@@ -15,6 +15,7 @@ from newapi_env import FAILING_MODEL, NewApiEnv, newapi_env
 from newapi_seeds import EXAMPLES, SEED_002_T2V, SeedExample, local
 
 from llmage.domain.money import parse_amount
+from llmage.domain.stored_files import StoredFile
 from support.backends import BACKENDS
 
 JOB_KEYS = {"id", "task_id", "object", "model", "status", "progress", "created_at"}
@@ -148,7 +149,9 @@ def test_multipart_submit_with_an_uploaded_first_frame(env: NewApiEnv) -> None:
     job = r.json()
     row = env.task(job["id"])
     assert row.params["duration"] == 4 and row.params["seed"] == 1
-    assert row.params["image1_file"]["content_type"] == "image/png"
+    first = row.inputs["image1_file"]
+    assert isinstance(first, StoredFile) and first.content_type == "image/png"
+    assert "image1_file" not in row.params
     assert env.wait(acct.key, job["id"])["status"] == "completed"
 
 

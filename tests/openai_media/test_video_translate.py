@@ -18,6 +18,7 @@ from llmage.dialects.openai.video_translate import (
 )
 from llmage.dialects.submission import file_slots
 from llmage.domain.errors import InvalidParameter, MissingParameter
+from llmage.domain.stored_files import StoredFile
 from llmage.domain.tasks import MediaSource, TaskRow, TaskStatus
 
 CATALOG = load_catalog()
@@ -210,7 +211,8 @@ def row(**changes: Any) -> TaskRow:
         model="happyhorse-1.0-t2v", dialect="openai", platform=None, status=TaskStatus.RUNNING,
         progress=42, params={"prompt": "a cat", "duration": 4, "resolution": "720p",
         "ratio": "16:9"}, channel_id=1, provider="sim", upstream_id="up-secret",
-        hold_id="h1", quoted=2_400_000, charged=None, usage=None, outputs=None,
+        key_index=0, upstream_state={}, hold_id="h1", quoted=2_400_000, charged=None,
+        usage=None, inputs={}, outputs={},
         error_code=None, error_message=None, idempotency_key=None, request_hash=None,
         callback_url=None, remix_of=None, created_at=1_700_000_000_123,
         updated_at=1_700_000_001_000, finished_at=None, deadline_at=1_700_003_600_000,
@@ -293,13 +295,13 @@ def test_page_and_deleted() -> None:
 
 
 def test_detail_hides_storage_keys_and_upstream_ids() -> None:
-    ref = {"key": "ab/cd", "content_type": "image/png", "size": 3, "sha256": "x"}
+    file = StoredFile(key="ab/cd", size=3, sha256="x", content_type="image/png")
     r = row(
         status=TaskStatus.SUCCEEDED, charged=2_400_000, finished_at=1_700_000_005_000,
-        params={"prompt": "p", "image1_file": ref, "image_files": [ref, ref]},
+        params={"prompt": "p"}, inputs={"image1_file": file, "image_files": (file, file)},
         usage={"duration": 4},
     )  # fmt: skip
-    detail = task_detail(r, "CNY", lambda ref, name: f"https://x/media/{name}")
+    detail = task_detail(r, "CNY", lambda file, name: f"https://x/media/{name}")
     assert detail["llmid"] == "o5vfXYD5BURJWRTWpopE5"
     assert detail["params"] == {
         "prompt": "p",
@@ -310,4 +312,21 @@ def test_detail_hides_storage_keys_and_upstream_ids() -> None:
     assert detail["usage"] == {"duration": 4}
     assert (detail["created_at"], detail["finished_at"]) == (1_700_000_000, 1_700_000_005)
     assert "up-secret" not in repr(detail) and "ab/cd" not in repr(detail)
-    assert public_params(r.params, None) == {"prompt": "p"}
+    assert public_params(r, None) == {"prompt": "p"}
+
+
+def test_detail_mints_links_only_from_the_task_records() -> None:
+    """A parameter shaped like a file record is a plain value the client sent: it is shown back
+    as it was, and no link is made from it (the old way a client could get one signed)."""
+    forged = {"key": "sha256/ab/" + "c" * 62 + ".png", "content_type": "text/html",
+              "size": 3, "sha256": "c" * 64}  # fmt: skip
+    r = row(params={"prompt": "p", "evil": forged, "evils": [forged, forged]})
+    minted: list[Any] = []
+
+    def url_of(file: StoredFile, name: str) -> str:
+        minted.append(file)
+        return "https://x/media/minted"
+
+    detail = task_detail(r, "CNY", url_of)
+    assert minted == []
+    assert detail["params"]["evil"] == forged and detail["params"]["evils"] == [forged, forged]

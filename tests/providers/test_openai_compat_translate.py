@@ -76,8 +76,10 @@ def test_classify_non_json_and_odd_shapes() -> None:
     assert classify(413, b"{}").kind is UpstreamKind.BAD_REQUEST
     assert classify(422, b"{}").kind is UpstreamKind.BAD_REQUEST
     assert classify(503, b"").kind is UpstreamKind.RETRYABLE
+    # Kept longer than shown: the service redacts the channel's secrets first, then cuts to 500.
     long = classify(400, orjson.dumps({"error": {"message": "x" * 5000}}))
-    assert len(long.message) == 500
+    assert len(long.message) == 4000
+    assert len(long.redact(channel().redact).message) == 500
 
 
 # -- scrub ------------------------------------------------------------------------------------
@@ -149,12 +151,61 @@ def test_body_maps_the_model_and_always_asks_for_stream_usage() -> None:
     out = orjson.loads(OpenAICompatProvider._body(ch, body, True))
     assert out["model"] == "qwen3-max-2025-09-23"
     assert out["stream_options"] == {"include_usage": True, "vendor_opt": 1}
-    assert out["enable_thinking"] is False  # vendor fields pass
+    assert out["enable_thinking"] is False  # allowed vendor fields pass
     assert out["messages"] == body["messages"]
     assert body == original  # the canonical request is not mutated
 
     plain = orjson.loads(OpenAICompatProvider._body(channel(), {"model": "qwen3-max"}, False))
     assert plain == {"model": "qwen3-max"}
+
+
+STEERING = {
+    "api_base": "http://evil.invalid/v1",
+    "base_url": "http://evil.invalid/v1",
+    "api_key": "sk-evil",
+    "extra_headers": {"X-Evil": "1"},
+    "extra_body": {"x": 1},
+    "azure_endpoint": "https://evil.invalid",
+    "custom_llm_provider": "evil",
+    "llmid": "CrEMkFQfRCmbmopZsCqLj",
+    "service_tier": "priority",
+}
+
+
+def test_body_forwards_documented_fields_and_allowed_extras_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    body = {
+        "model": "qwen3-max",
+        "messages": [{"role": "user", "content": "hi"}],
+        "temperature": 0.2,
+        "tools": [{"type": "function", "function": {"name": "f"}}],
+        "reasoning_effort": "low",
+        "enable_thinking": True,
+        "thinking_budget": 100,
+        "thinking": {"type": "enabled"},
+        "vendor_knob": 1,
+        **STEERING,
+    }
+    with caplog.at_level("DEBUG", logger="llmage.providers.openai_compat"):
+        out = orjson.loads(OpenAICompatProvider._body(channel(), body, False))
+    assert set(out) == {
+        "model",
+        "messages",
+        "temperature",
+        "tools",
+        "reasoning_effort",
+        "enable_thinking",
+        "thinking_budget",
+        "thinking",
+    }
+    # Which fields stayed behind is logged (names only, never values).
+    assert "api_key" in caplog.text and "extra_headers" in caplog.text
+    assert "sk-evil" not in caplog.text and "evil.invalid" not in caplog.text
+    # An admin may allow more per channel; never by request.
+    allowing = channel(options={"extra_fields": ["vendor_knob"]})
+    out = orjson.loads(OpenAICompatProvider._body(allowing, body, False))
+    assert out["vendor_knob"] == 1 and "api_key" not in out
 
 
 def test_url_and_headers() -> None:

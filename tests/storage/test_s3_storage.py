@@ -6,17 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
-from moto.core import DEFAULT_ACCOUNT_ID
-from moto.core.authorization import enable_iam_authentication
-from moto.iam.models import iam_backends
-from moto.server import ThreadedMotoServer
+from s3help import S3Server, moto_s3
 
 from llmage.storage.s3 import EMPTY_SHA256, S3Error, S3Storage, sign_v4
 
@@ -100,45 +95,10 @@ def test_sigv4_other_documented_examples(
 # --- Against moto ----------------------------------------------------------------------------
 
 
-@dataclass
-class S3Server:
-    endpoint: str
-    access_key: str
-    secret_key: str
-
-    def storage(
-        self, bucket: str, *, secret: str | None = None, access: str | None = None
-    ) -> S3Storage:
-        return S3Storage(
-            self.endpoint, bucket, access or self.access_key, secret or self.secret_key, "us-east-1"
-        )
-
-
 @pytest.fixture(scope="module")
 def s3_server() -> Iterator[S3Server]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    iam = iam_backends[DEFAULT_ACCOUNT_ID]["aws"]
-    user = "llmage-" + secrets.token_hex(4)
-    iam.create_user("us-east-1", user)
-    iam.put_user_policy(
-        user,
-        "s3-all",
-        json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
-            }
-        ),
-    )
-    key = iam.create_access_key(user)
-    try:
-        # From here on moto checks each request's signature against this user's secret.
-        with enable_iam_authentication():
-            yield S3Server(f"http://{host}:{port}", key.access_key_id, key.secret_access_key)
-    finally:
-        server.stop()
+    with moto_s3() as server:
+        yield server
 
 
 @pytest.fixture

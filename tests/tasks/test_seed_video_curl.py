@@ -38,6 +38,7 @@ from taskhelp import (
 )
 
 from conftest import Account
+from llmage.domain.stored_files import StoredFile
 from support.backends import BACKENDS
 
 SEED_HOST = "https://opencomputing.ai"
@@ -243,7 +244,7 @@ def test_image_to_video_happyhorse_verbatim(ctx: Ctx) -> None:
     assert len(ctx.env.tasks_of(ctx.acc.user_id)) == len(before) + 1
     row = ctx.env.task(taskid)
     assert (row.llmid, row.model) == (HH_I2V, "happyhorse-1.0-i2v"), row
-    assert isinstance(row.params.get("image1_file"), dict), row.params  # the frame was stored
+    assert isinstance(row.inputs.get("image1_file"), StoredFile), row.inputs  # the frame was stored
     view = query_until_done(ctx, taskid)
     assert view["usage"]["type"] == "image2video"
     assert view["usage"]["duration"] == 15
@@ -258,7 +259,7 @@ def test_image_to_video_happyhorse_with_its_image_llmid(ctx: Ctx) -> None:
     assert script != I2V_HAPPYHORSE
     taskid = submit_ok(ctx, script)
     row = ctx.env.task(taskid)
-    assert isinstance(row.params.get("image1_file"), dict), row.params
+    assert isinstance(row.inputs.get("image1_file"), StoredFile), row.inputs
     view = query_until_done(ctx, taskid)
     assert view["usage"]["type"] == "image2video"
     assert view["usage"]["model"] == "happyhorse-1.0-i2v"
@@ -278,9 +279,9 @@ def test_first_last_frame_seedance15_verbatim(ctx: Ctx) -> None:
     taskid = submit_ok(ctx, FIRST_LAST_SEEDANCE15)
     row = ctx.env.task(taskid)
     assert (row.llmid, row.model) == (DREAMINA_I2V, "dreamina-seedance-2-0-260128"), row
-    first, last = row.params.get("image1_file"), row.params.get("image2_file")
-    assert isinstance(first, dict) and isinstance(last, dict), row.params
-    assert first["sha256"] != last["sha256"]  # myimg1.jpg, then myimg2.jpg
+    first, last = row.inputs.get("image1_file"), row.inputs.get("image2_file")
+    assert isinstance(first, StoredFile) and isinstance(last, StoredFile), row.inputs
+    assert first.sha256 != last.sha256  # myimg1.jpg, then myimg2.jpg
     # Priced as the model that runs (480p, 5 s), and the quote says so before it runs.
     est = ctx.env.post(
         "/llmage/estimate",
@@ -333,8 +334,8 @@ def test_first_last_frame_seedance15_without_foreign_model(ctx: Ctx) -> None:
     taskid = submit_ok(ctx, script)
     row = ctx.env.task(taskid)
     assert (row.llmid, row.model) == (SD15_I2V, "doubao-seedance-1-5-pro-251215"), row
-    assert isinstance(row.params.get("image1_file"), dict), row.params
-    assert isinstance(row.params.get("image2_file"), dict), row.params
+    assert isinstance(row.inputs.get("image1_file"), StoredFile), row.inputs
+    assert isinstance(row.inputs.get("image2_file"), StoredFile), row.inputs
     view = query_until_done(ctx, taskid)
     assert view["usage"]["type"] == "image2video"
     check_outputs(ctx, view, 5)
@@ -349,10 +350,10 @@ def test_first_last_frame_seedance15_image_llmid(ctx: Ctx) -> None:
     ).replace(SD15_T2V, SD15_I2V)
     taskid = submit_ok(ctx, script)
     row = ctx.env.task(taskid)
-    first, last = row.params.get("image1_file"), row.params.get("image2_file")
-    assert isinstance(first, dict) and isinstance(last, dict), row.params
-    assert first["sha256"] != last["sha256"]  # myimg1.jpg then myimg2.jpg, in order
-    assert first["content_type"] == last["content_type"] == "image/jpeg"
+    first, last = row.inputs.get("image1_file"), row.inputs.get("image2_file")
+    assert isinstance(first, StoredFile) and isinstance(last, StoredFile), row.inputs
+    assert first.sha256 != last.sha256  # myimg1.jpg then myimg2.jpg, in order
+    assert first.content_type == last.content_type == "image/jpeg"
     view = query_until_done(ctx, taskid)
     assert view["usage"]["type"] == "image2video"
     check_outputs(ctx, view, 5)
@@ -377,8 +378,8 @@ def test_reference_to_video_with_model_field_fixed(ctx: Ctx) -> None:
     assert script != R2V_SEEDANCE2
     taskid = submit_ok(ctx, script)
     row = ctx.env.task(taskid)
-    refs = row.params.get("image_files")
-    assert isinstance(refs, list) and len(refs) == 2, row.params
+    refs = row.inputs.get("image_files")
+    assert isinstance(refs, tuple) and len(refs) == 2, row.inputs
     view = query_until_done(ctx, taskid)
     usage = view["usage"]
     assert usage["type"] == "reference2video"

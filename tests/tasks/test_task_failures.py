@@ -118,7 +118,7 @@ def test_cancel_open_task_releases_and_no_later_poll_settles(env: TaskEnv) -> No
     time.sleep(0.5)
     assert env.status(acc, taskid)["status"] == "CANCELLED"
     row = env.task(taskid)
-    assert row.charged == 0 and row.outputs is None
+    assert row.charged == 0 and row.outputs == {}
     assert_released(env, acc, row, before)
 
     # Cancelling again changes nothing.

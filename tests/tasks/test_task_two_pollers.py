@@ -23,7 +23,7 @@ N = 200
 def count_settlements(poller: TaskPoller) -> dict[str, int]:
     """Wrap the poller's final step: how many settlements it won and lost."""
     stats = {"won": 0, "lost": 0, "other": 0}
-    original: Callable[..., Any] = poller._succeed
+    original: Callable[..., Any] = poller._settle.succeed
 
     async def succeed(*args: Any) -> None:
         try:
@@ -36,7 +36,7 @@ def count_settlements(poller: TaskPoller) -> dict[str, int]:
             raise
         stats["won"] += 1
 
-    poller._succeed = succeed  # type: ignore[method-assign]
+    poller._settle.succeed = succeed  # type: ignore[method-assign]
     return stats
 
 

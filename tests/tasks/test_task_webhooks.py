@@ -13,6 +13,7 @@ import pytest
 from taskhelp import (
     SD15_T2V,
     WAN_T2V,
+    Account,
     ChannelSpec,
     LocalHTTP,
     Received,
@@ -79,14 +80,20 @@ def wait_posts(receiver: LocalHTTP, path: str, n: int, timeout: float = 15) -> l
     return found
 
 
-def check_signature(env: TaskEnv, req: Received) -> dict[str, object]:
+def tenant_secret(env: TaskEnv, acc: Account) -> bytes:
+    return env.admin.call(env.platform.webhook_secrets.signing_key(acc.user_id))
+
+
+def check_signature(env: TaskEnv, req: Received, acc: Account) -> dict[str, object]:
     header = req.headers["X-Llmage-Signature"]
     parts = dict(p.split("=", 1) for p in header.split(","))
     ts = int(parts["t"])
     assert abs(time.time() - ts) < 60
-    secret = env.app_platform.webhook_secret
-    assert secret == env.platform.webhook_secret  # one deployment, one secret
+    # Signed with the task owner's own secret, not one secret for the whole deployment.
+    secret = tenant_secret(env, acc)
+    assert secret.startswith(b"whsec_")
     assert signature(secret, req.body, ts) == header
+    assert signature(env.platform.webhook_secret, req.body, ts) != header
     assert signature(b"another secret", req.body, ts) != header
     assert req.headers["Content-Type"].startswith("application/json")
     return json.loads(req.body)  # type: ignore[no-any-return]
@@ -115,7 +122,7 @@ def test_one_signed_callback_on_success(env: TaskEnv, receivers: Receivers) -> N
     view = env.wait(acc, taskid)
     assert view["status"] == "SUCCEEDED"
     (req,) = wait_posts(receivers.good, path, 1)
-    payload = check_signature(env, req)
+    payload = check_signature(env, req, acc)
     assert payload["taskid"] == taskid
     assert payload["status"] == "SUCCEEDED"
     assert payload["usage"] == view["usage"]
@@ -136,7 +143,7 @@ def test_failed_task_calls_back_too(env: TaskEnv, receivers: Receivers) -> None:
     )
     assert env.wait(acc, taskid)["status"] == "FAILED"
     (req,) = wait_posts(receivers.good, path, 1)
-    payload = check_signature(env, req)
+    payload = check_signature(env, req, acc)
     assert payload["status"] == "FAILED" and payload["usage"] is None
 
 
@@ -147,7 +154,7 @@ def test_receiver_failing_twice_gets_three_attempts(env: TaskEnv, receivers: Rec
     taskid = env.submit(acc, {**BODY, "callback_url": receivers.flaky.url + path})
     assert env.wait(acc, taskid)["status"] == "SUCCEEDED"
     reqs = wait_posts(receivers.flaky, path, 3, timeout=20)
-    payloads = [check_signature(env, req) for req in reqs]
+    payloads = [check_signature(env, req, acc) for req in reqs]
     # The same event each time (media links are signed afresh per attempt, so they differ).
     same = [{k: p[k] for k in ("taskid", "status", "usage")} for p in payloads]
     assert same[0] == same[1] == same[2] and same[0]["taskid"] == taskid, same
@@ -182,3 +189,37 @@ def test_callback_to_private_address_is_never_made(env: TaskEnv, receivers: Rece
     assert delivered is None
     assert posts_to(receivers.blocked, path) == []
     assert receivers.blocked.requests == []
+
+
+def test_each_tenant_signs_with_its_own_secret_and_rotation_changes_it(
+    env: TaskEnv, receivers: Receivers
+) -> None:
+    a, b = env.account("100"), env.account("100")
+    secret_a, secret_b = tenant_secret(env, a), tenant_secret(env, b)
+    assert secret_a != secret_b
+    path_a, path_b = f"/hook/tenant-a-{env.backend}", f"/hook/tenant-b-{env.backend}"
+    task_a = env.submit(a, {**BODY, "callback_url": receivers.good.url + path_a})
+    task_b = env.submit(b, {**BODY, "callback_url": receivers.good.url + path_b})
+    (req_a,) = wait_posts(receivers.good, path_a, 1)
+    (req_b,) = wait_posts(receivers.good, path_b, 1)
+
+    def ts(req: Received) -> int:
+        return int(req.headers["X-Llmage-Signature"].split(",")[0].removeprefix("t="))
+
+    # A verifies A's callback; A's secret cannot verify (or forge) B's, and vice versa.
+    assert signature(secret_a, req_a.body, ts(req_a)) == req_a.headers["X-Llmage-Signature"]
+    assert signature(secret_a, req_b.body, ts(req_b)) != req_b.headers["X-Llmage-Signature"]
+    assert signature(secret_b, req_b.body, ts(req_b)) == req_b.headers["X-Llmage-Signature"]
+    assert signature(secret_b, req_a.body, ts(req_a)) != req_a.headers["X-Llmage-Signature"]
+    assert json.loads(req_a.body)["taskid"] == task_a
+    assert json.loads(req_b.body)["taskid"] == task_b
+
+    rotated = env.admin.call(env.platform.webhook_secrets.rotate(a.user_id)).encode()
+    assert rotated not in (secret_a, secret_b) and tenant_secret(env, a) == rotated
+    assert tenant_secret(env, b) == secret_b  # rotating A leaves B alone
+    path_a2 = f"/hook/tenant-a2-{env.backend}"
+    env.submit(a, {**BODY, "callback_url": receivers.good.url + path_a2})
+    (req_a2,) = wait_posts(receivers.good, path_a2, 1)
+    header = req_a2.headers["X-Llmage-Signature"]
+    assert signature(rotated, req_a2.body, ts(req_a2)) == header
+    assert signature(secret_a, req_a2.body, ts(req_a2)) != header  # the old secret is dead

@@ -26,6 +26,7 @@ from taskhelp import (
 )
 
 from conftest import Account
+from llmage.domain.stored_files import StoredFile
 from support.backends import BACKENDS
 
 # Demo-like: every video model is served, so a 400 is the schema's doing, never a missing channel.
@@ -211,9 +212,10 @@ def test_allow_listed_image_url_works(ctx: Ctx) -> None:
         ctx.acc, {"llmid": HH_I2V, "prompt": "fetched", "image1_file": url, "duration": 3}
     )
     assert len(ctx.hosts.allowed.requests) == seen + 1
-    ref = ctx.env.task(taskid).params["image1_file"]
-    assert ref["sha256"] == hashlib.sha256(IMAGE).hexdigest(), ref
-    assert ref["content_type"] == "image/jpeg"
+    ref = ctx.env.task(taskid).inputs["image1_file"]
+    assert isinstance(ref, StoredFile), ref
+    assert ref.sha256 == hashlib.sha256(IMAGE).hexdigest(), ref
+    assert ref.content_type == "image/jpeg"
     assert ctx.env.wait(ctx.acc, taskid)["status"] == "SUCCEEDED"
     # A 404 on the allowed host is a clear 400 too, not a task.
     error = refused_after(

@@ -42,11 +42,16 @@ def user() -> None:
 )
 @click.option("--role", type=click.Choice(["user", "admin"]), default="user", show_default=True)
 @click.option("--email", default=None, help="Optional e-mail address.")
-def user_create(username: str, password: str, role: str, email: str | None) -> None:
+@click.option("--phone", default=None, help="Optional phone number, for SMS log-in.")
+def user_create(
+    username: str, password: str, role: str, email: str | None, phone: str | None
+) -> None:
     """Create USERNAME with an empty balance."""
 
     async def work(p: Platform) -> int:
-        return await AccountService(p).create_user(username, password, role=role, email=email)
+        return await AccountService(p).create_user(
+            username, password, role=role, email=email, phone=phone
+        )
 
     user_id = run(work)
     click.echo(f"created user {username} (id {user_id}, role {role})")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import secrets
+import shutil
+import sys
+from pathlib import Path
 
 import click
 
@@ -41,11 +44,30 @@ async def prepare_demo(p: Platform) -> str:
     return (await svc.create_key(user_id, name="demo")).key
 
 
+def path_hint() -> str:
+    """Whether `llmage` (this install's) is on the PATH, and how to put it there if not."""
+    mine = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    found = shutil.which("llmage")
+    if found and mine is not None and Path(found).resolve() == mine:
+        return f"`llmage` is on your PATH ({found})"
+    venv_bin = Path(sys.executable).parent
+    return (
+        f'`llmage` is not on your PATH: run `export PATH="{venv_bin}:$PATH"` '
+        f"(or call {venv_bin / 'llmage'})"
+    )
+
+
 def print_demo(key: str, base: str, balance: int) -> None:
     chat = "qwen3-max"
     click.secho("\nllmage demo is ready", bold=True)
     click.echo(f"  user: {DEMO_USER}   balance: {format_amount(balance)}   API key: {key}")
-    click.echo(f"  docs: {base}/docs   metrics: {base}/metrics\n")
+    click.echo(f"  docs: {base}/docs   metrics: {base}/metrics")
+    click.echo(f"  {path_hint()}")
+    click.echo(
+        f"  more balance (a default video costs a few yuan): llmage credit {DEMO_USER} 100\n"
+        f"    run it in {Path.cwd()} (or any directory: admin commands find this server's data"
+        " via `llmage where`)\n"
+    )
     click.echo("Native chat (seed 000):")
     click.echo(
         f"  curl -s {base}/llmage/v1/chat/completions -H 'Content-Type: application/json' \\\n"

@@ -7,20 +7,36 @@ import click
 from llmage.cli.accounts import credit, key, user
 from llmage.cli.channels import channel
 from llmage.cli.generate import image, video
+from llmage.cli.locate import (
+    choose,
+    default_base_url,
+    marker_path,
+    read_marker,
+    settings_for_admin,
+    write_marker,
+)
 from llmage.cli.runtime import run
 from llmage.cli.tasks import tasks
 from llmage.observability.logs import configure
-from llmage.services.platform import Platform
+from llmage.services.platform import Platform, upgrade_schema
 from llmage.settings import get_settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
+@click.option(
+    "--init",
+    is_flag=True,
+    help="Let an admin command create a new, empty database in ./var when none is found.",
+)
+def cli(init: bool) -> None:
     """llmage: one billed API in front of many chat, image and video models.
 
     Configuration comes from LLMAGE_* environment variables or a TOML file named by
     LLMAGE_CONFIG (e.g. LLMAGE_DATA_DIR, LLMAGE_DATABASE_URL). Every command upgrades the
     database schema in place first.
+
+    Admin commands use ./var when it holds a database, else the data directory of the last
+    server started (see `llmage where`); they never create an empty one without --init.
 
     Start here:  llmage serve --demo
     """
@@ -45,6 +61,7 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
     configure(settings.log_level, settings.log_json)
     host = host or settings.host
     port = port or settings.port
+    write_marker(settings, host, port)  # lets admin commands elsewhere find this database
     if demo:
 
         async def work(p: Platform) -> tuple[str, int]:
@@ -54,7 +71,7 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
             balance, held = await p.accounts.balance(user_row.id)
             return key, balance - held
 
-        demo_key, balance = run(work)
+        demo_key, balance = run(work, settings)
         print_demo(demo_key, f"http://{host}:{port}", balance)
     uvicorn.run(
         create_app(settings),
@@ -71,19 +88,38 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
 @cli.command()
 def migrate() -> None:
     """Upgrade the database schema to the newest version (in place)."""
-    from llmage.db.migrate import upgrade
-
-    upgrade(get_settings().effective_database_url)
+    upgrade_schema(settings_for_admin())
     click.echo("database is at the newest schema")
+
+
+@cli.command()
+def where() -> None:
+    """Show which data directory and server address the commands here would use."""
+    marker = read_marker()
+    try:
+        s = choose(init=False).settings
+        db = s.effective_database_url
+        if "@" in db:  # user:password@host: never print the password
+            scheme, _, rest = db.partition("://")
+            db = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+        click.echo(f"data dir:  {s.data_dir.resolve()}")
+        click.echo(f"database:  {db}")
+    except click.ClickException as exc:
+        click.echo(f"database:  none found ({exc.message})")
+    click.echo(f"server:    {default_base_url()}")
+    if marker:
+        click.echo(
+            f"last serve: from {marker.get('cwd')} with data dir {marker.get('data_dir')} "
+            f"(recorded in {marker_path()})"
+        )
 
 
 @cli.command()
 def reconcile() -> None:
     """Check every money invariant; exit 1 and list offending rows if any is broken."""
     from llmage.billing.reconcile import CHECKS
-    from llmage.billing.reconcile import reconcile as check
 
-    violations = run(lambda p: check(p.db.engine))
+    violations = run(lambda p: p.reconcile())
     for v in violations:
         click.secho(f"BROKEN: {v.rule}", fg="red", err=True)
         for row in v.rows:

@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from llmage.cli.locate import default_base_url
 from llmage.cli.runtime import run
 from llmage.domain.money import format_amount
+from llmage.domain.stored_files import files_record
 from llmage.domain.tasks import TaskStatus
 from llmage.services.accounts import AccountService
 from llmage.services.platform import Platform
@@ -33,7 +35,6 @@ if TYPE_CHECKING:
     from llmage.domain.tasks import TaskRow
 
 F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 
 
@@ -49,8 +50,9 @@ def api_options(f: F) -> F:
     return click.option(
         "--base-url",
         envvar="LLMAGE_BASE_URL",
-        default=DEFAULT_BASE_URL,
-        show_default=True,
+        default=default_base_url,
+        show_default="LLMAGE_PUBLIC_BASE_URL, else LLMAGE_HOST:LLMAGE_PORT, else the last "
+        "started server's address, else http://127.0.0.1:8000",
         show_envvar=True,
         help="Where the llmage server answers.",
     )(f)
@@ -366,7 +368,8 @@ def tasks_show(taskid: str) -> None:
         ("remix of", r.remix_of or "-"),
         ("params", json.dumps(r.params, ensure_ascii=False, sort_keys=True)),
         ("usage", json.dumps(r.usage, ensure_ascii=False, sort_keys=True) if r.usage else "-"),
-        ("outputs", json.dumps(r.outputs, sort_keys=True) if r.outputs else "-"),
+        ("inputs", json.dumps(files_record(r.inputs), sort_keys=True) if r.inputs else "-"),
+        ("outputs", json.dumps(files_record(r.outputs), sort_keys=True) if r.outputs else "-"),
     ]
     for label, value in lines:
         click.echo(f"{label + ':':<13}{value}")

@@ -43,7 +43,12 @@ users = Table(
     Column("role", String(16), nullable=False, server_default="user"),
     Column("disabled", Boolean, nullable=False, server_default=false()),
     Column("created_at", BigInteger, nullable=False),
+    # Console (migration 0005): a verified phone for SMS login, and the salt that makes this
+    # user's webhook signing secret their own (rotating it changes the secret).
+    Column("phone", String(32), nullable=True),
+    Column("webhook_salt", String(64), nullable=True),
     CheckConstraint("role IN ('user', 'admin')", name="role"),
+    Index("ix_users_phone", "phone", unique=True),
 )
 
 accounts = Table(
@@ -167,7 +172,8 @@ tasks = Table(
     Column("platform", String(32), nullable=True),  # pinned by a /{platform}/v1 route
     Column("status", String(16), nullable=False),
     Column("progress", Integer, nullable=False, server_default="0"),
-    Column("params", Text, nullable=False),  # JSON: validated parameters, files as stored refs
+    Column("params", Text, nullable=False),  # JSON: validated parameters, never files
+    Column("inputs", Text, nullable=True),  # JSON: stored input files (domain.stored_files)
     Column("channel_id", Integer, nullable=True),
     Column("provider", String(32), nullable=True),
     Column("upstream_id", String(200), nullable=True),
@@ -177,7 +183,7 @@ tasks = Table(
     Column("quoted", BigInteger, nullable=False),
     Column("charged", BigInteger, nullable=True),
     Column("usage", Text, nullable=True),  # JSON, the seed's `usage` shape
-    Column("outputs", Text, nullable=True),  # JSON: stored result files
+    Column("outputs", Text, nullable=True),  # JSON: stored result files (same shape as inputs)
     Column("error_code", String(64), nullable=True),
     Column("error_message", Text, nullable=True),
     Column("idempotency_key", String(200), nullable=True),
@@ -218,4 +224,32 @@ webhook_deliveries = Table(
     Column("lease_until", BigInteger, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Index("ix_webhook_deliveries_due", "delivered_at", "failed_at", "next_attempt_at"),
+)
+
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    # SHA-256 of the cookie's random token: a leaked table cannot be replayed as cookies.
+    Column("id", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False, index=True),
+    Column("ip", String(64), nullable=True),
+    Column("user_agent", String(256), nullable=True),
+)
+
+sms_codes = Table(
+    "sms_codes",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("phone", String(32), nullable=False),
+    Column("purpose", String(16), nullable=False),
+    Column("code_hash", String(64), nullable=False),  # HMAC under a deployment secret
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("consumed_at", BigInteger, nullable=True),
+    CheckConstraint("purpose IN ('login', 'register', 'reset')", name="purpose"),
+    Index("ix_sms_codes_phone_purpose", "phone", "purpose", "created_at"),
 )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel
@@ -13,11 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from llmage.domain.errors import InvalidRequest, PayloadTooLarge
+from llmage.domain.errors import ClientClosedRequest, InvalidRequest, PayloadTooLarge
 from llmage.domain.principal import KeyAuth
 from llmage.services.platform import Platform
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+T = TypeVar("T")
 
 
 def lean(endpoint: Endpoint) -> Endpoint:
@@ -65,6 +66,36 @@ async def read_json(request: Request) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"Request body is not valid JSON: {exc.msg} at {exc.pos}") from exc
+
+
+async def until_client_leaves(request: Request, work: Coroutine[Any, Any, T]) -> T:
+    """Await `work` (an upstream call) in this task, cancelled as soon as the client disconnects:
+    the upstream connection closes and the hold is released at once, instead of generating for
+    nobody until the call ends. Then raises ClientClosedRequest (answered to no one).
+
+    The request body must have been read: from then on the server's `receive` only ever answers
+    the disconnect. One small task per call watches for it."""
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        task.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await work
+    except asyncio.CancelledError:
+        # Ours alone (a server shutdown cancels too): answer it; otherwise cancellation goes on.
+        if gone and task.uncancel() == 0:
+            raise ClientClosedRequest() from None
+        raise
+    finally:
+        watcher.cancel()
 
 
 def body_doc(model: type[BaseModel]) -> dict[str, Any]:

@@ -3,13 +3,18 @@
 Every file-like value becomes a MediaSource: an uploaded part (bytes), an http(s) URL (fetched
 later, only through the guarded fetcher), or a data URI / bare base64 string (decoded here).
 Repeated multipart fields become lists, in order.
+
+The fields a dialect reads itself (model, llmid, callback_url, ...) are declared as ParamSpecs and
+read with `controls`, by the same rules as model parameters: a list (a JSON array, a form field
+sent twice) or an object where one value is expected is a 400 naming the field, before anything
+reaches a service.
 """
 
 from __future__ import annotations
 
 import binascii
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -19,10 +24,45 @@ from starlette.requests import Request
 from llmage.dialects.http import read_json
 from llmage.domain.catalog import Catalog
 from llmage.domain.errors import InvalidParameter, InvalidRequest, PayloadTooLarge
+from llmage.domain.params import ParamSpec, read_fields
 from llmage.domain.tasks import MediaSource
 from llmage.net.fetch import FetchError, decode_data_uri
 
 MAX_FILES = 32
+IDEMPOTENCY_KEY_MAX = 200  # the column's width
+
+CALLBACK_URL = ParamSpec(
+    "callback_url",
+    "string",
+    format="uri",
+    max_length=2048,
+    description="http(s) URL that receives the finished task (a signed webhook)",
+)
+
+
+def controls(
+    fields: Mapping[str, Any], specs: Sequence[ParamSpec]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the fields `specs` name, checked and under their canonical names; every other field)."""
+    names = {name for spec in specs for name in spec.names}
+    return read_fields(specs, fields), {k: v for k, v in fields.items() if k not in names}
+
+
+def idempotency_key(request: Request) -> str | None:
+    values = request.headers.getlist("idempotency-key")
+    if not values or values == [""]:
+        return None
+    if len(values) > 1:
+        raise InvalidParameter(
+            "'Idempotency-Key' was sent more than once; send one value", param="Idempotency-Key"
+        )
+    value = values[0]
+    if len(value) > IDEMPOTENCY_KEY_MAX or not value.isprintable():
+        raise InvalidParameter(
+            f"'Idempotency-Key' must be at most {IDEMPOTENCY_KEY_MAX} printable characters",
+            param="Idempotency-Key",
+        )
+    return value
 
 
 def file_slots(catalog: Catalog, extra: Iterable[str] = ()) -> frozenset[str]:

@@ -1,17 +1,89 @@
 """The canonical chat request and usage, and the pure parsing every dialect shares.
 
-The canonical body *is* an OpenAI chat body: every upstream we relay to speaks it, and keeping the
-client's dict (unknown fields included) is what lets vendor extensions pass through unchanged.
+The canonical body *is* an OpenAI chat body: every upstream we relay to speaks it. The client's
+dict is kept as sent, but only its documented OpenAI fields, plus the extras a provider (or an
+admin, per channel) allows, ever reach an upstream (`forwardable`): a client cannot hand the
+upstream a key, a base URL or headers of its choosing.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from llmage.domain.errors import InvalidParameter, InvalidRequest, MissingParameter
+from llmage.domain.params import check_json_types
+
+_S, _N, _I, _B, _O, _A = "string", "number", "integer", "boolean", "object", "array"
+
+# The request fields of OpenAI's chat completions API, with their JSON types: the only fields an
+# upstream sees (plus allowed extras), and each is typed at the edge (`parse_chat_body`).
+# `service_tier` is left out on purpose: it picks a dearer upstream price than the one our
+# catalog charges.
+OPENAI_CHAT_FIELD_TYPES: dict[str, tuple[str, ...]] = {
+    "model": (_S,),
+    "messages": (_A,),
+    "audio": (_O,),
+    "frequency_penalty": (_N,),
+    "function_call": (_S, _O),
+    "functions": (_A,),
+    "logit_bias": (_O,),
+    "logprobs": (_B,),
+    "max_completion_tokens": (_I,),
+    "max_tokens": (_I,),
+    "metadata": (_O,),
+    "modalities": (_A,),
+    "n": (_I,),
+    "parallel_tool_calls": (_B,),
+    "prediction": (_O,),
+    "presence_penalty": (_N,),
+    "prompt_cache_key": (_S,),
+    "prompt_cache_retention": (_S,),
+    "reasoning_effort": (_S,),
+    "response_format": (_O,),
+    "safety_identifier": (_S,),
+    "seed": (_I,),
+    "stop": (_S, _A),
+    "store": (_B,),
+    "stream": (_B,),
+    "stream_options": (_O,),
+    "temperature": (_N,),
+    "tool_choice": (_S, _O),
+    "tools": (_A,),
+    "top_logprobs": (_I,),
+    "top_p": (_N,),
+    "user": (_S,),
+    "verbosity": (_S,),
+    "web_search_options": (_O,),
+}
+OPENAI_CHAT_FIELDS = frozenset(OPENAI_CHAT_FIELD_TYPES)
+# Vendor switches some providers allow as extras (providers/openai_compat.py): typed whenever
+# given, whichever channel the call ends up on.
+VENDOR_CHAT_FIELD_TYPES: dict[str, tuple[str, ...]] = {
+    "enable_thinking": (_B,),
+    "thinking_budget": (_I,),
+    "thinking": (_O,),
+    "top_k": (_I,),
+    "repetition_penalty": (_N,),
+    "min_p": (_N,),
+}
+
+
+def forwardable(
+    body: Mapping[str, Any], extras: Collection[str] = ()
+) -> tuple[dict[str, Any], list[str]]:
+    """(the fields an upstream may see, the names of those it may not). Everything else, such
+    as `api_key`, `api_base`, `base_url`, `extra_headers` or `extra_body`, stays here."""
+    out: dict[str, Any] = {}
+    dropped: list[str] = []
+    for name, value in body.items():
+        if name in OPENAI_CHAT_FIELDS or name in extras:
+            out[name] = value
+        else:
+            dropped.append(name)
+    return out, dropped
 
 
 @dataclass(slots=True)
@@ -96,6 +168,11 @@ def parse_chat_body(body: Any) -> ChatRequest:
             raise InvalidParameter(
                 f"'messages[{i}]' must be an object with a string 'role'", param=f"messages[{i}]"
             )
+        if not isinstance(msg.get("content"), str | list | None):
+            raise InvalidParameter(
+                f"'messages[{i}].content' must be a string or an array of content parts",
+                param=f"messages[{i}].content",
+            )
     stream = body.get("stream", False)
     if stream is None:
         stream = False
@@ -109,6 +186,9 @@ def parse_chat_body(body: Any) -> ChatRequest:
     n = _positive_int(body, "n") or 1
     if n > 16:
         raise InvalidParameter("'n' must be at most 16", param="n", allowed=(1, 16))
+    # The rest, after the checks above with their own words.
+    check_json_types(body, OPENAI_CHAT_FIELD_TYPES)
+    check_json_types(body, VENDOR_CHAT_FIELD_TYPES)
     return ChatRequest(model, body, stream, include_usage, max_tokens, n)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 
 
@@ -12,6 +12,7 @@ class LlmageError(Exception):
     status: int = 400
     type: str = "invalid_request_error"  # OpenAI error `type`
     code: str | None = None  # OpenAI error `code`
+    usage_id: str | None = None  # the failed call's usage record, if it got one
 
     def __init__(
         self,
@@ -108,6 +109,17 @@ class SpendLimitExceeded(InsufficientBalance):
         super().__init__("API key spend limit reached")
 
 
+class ClientClosedRequest(LlmageError):
+    """The client went away before the answer: nobody reads this (nginx's 499)."""
+
+    status = 499
+    type = "client_closed_request"
+    code = "client_closed_request"
+
+    def __init__(self) -> None:
+        super().__init__("Client closed the request")
+
+
 class ServiceUnavailable(LlmageError):
     status = 503
     type = "server_error"
@@ -186,8 +198,49 @@ class UpstreamError(LlmageError):
         elif kind is UpstreamKind.TIMEOUT:
             self.status = 504
 
+    def redact(self, redactor: Callable[[str], str]) -> UpstreamError:
+        """The message without what `redactor` removes (credentials, upstream addresses)."""
+        self.message = redactor(self.message)
+        self.args = (self.message,)
+        return self
+
     @property
     def retryable(self) -> bool:
         """Worth another channel. A timeout is not: the upstream may still be working (and
         billing us) on it."""
         return self.kind.transient or self.kind.channel_problem
+
+
+class NotAuthenticated(LlmageError):
+    """No valid console session (or admin key): log in first."""
+
+    status = 401
+    type = "authentication_error"
+    code = "not_authenticated"
+
+    def __init__(self, message: str = "Not logged in: log in to use the console API") -> None:
+        super().__init__(message)
+
+
+class Forbidden(LlmageError):
+    status = 403
+    type = "permission_error"
+    code = "forbidden"
+
+
+class CsrfRejected(Forbidden):
+    """A cookie-authenticated unsafe request without a matching CSRF token or from elsewhere."""
+
+    code = "csrf_failed"
+
+
+class TooManyAttempts(LlmageError):
+    """A console throttle (login, SMS, code guessing) refused; `retry_after` is in seconds."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float, param: str | None = None) -> None:
+        super().__init__(message, param=param)
+        self.retry_after = max(1, int(retry_after + 0.999))

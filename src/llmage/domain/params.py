@@ -1,13 +1,17 @@
-"""Per-model request parameters: validation, normalisation and JSON Schema rendering.
+"""Request parameters: validation, normalisation and JSON Schema rendering.
 
-Pure functions over `ParamSpec` tuples from the catalog. Requests arrive as JSON (typed values)
-or as multipart forms (every scalar is a string), so validation coerces before it checks; the
-normalised dict is what providers and pricing read, so it always uses canonical names and values.
+Pure functions over `ParamSpec` tuples: the catalog's per-model parameters, and the fields each
+dialect reads itself (model, callback_url, response_format, ...), which go through the same
+rules (`read_fields`). Requests arrive as JSON (typed values) or as multipart forms (every scalar
+is a string, a field sent twice is a list), so validation coerces before it checks; a list or an
+object where one value is expected is a 400 that names the field. The normalised dict is what
+providers and pricing read, so it always uses canonical names and values.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -18,6 +22,8 @@ SINGLE_FILE_TYPES = frozenset({"image", "video", "audio"})
 MULTI_FILE_TYPES = frozenset({"images", "videos", "audios"})
 FILE_TYPES = SINGLE_FILE_TYPES | MULTI_FILE_TYPES
 PARAM_TYPES = SCALAR_TYPES | FILE_TYPES
+FORMATS = frozenset({"uri"})  # "uri": an absolute http(s) URL (webhooks, callbacks)
+JSON_TYPES = frozenset({"string", "integer", "number", "boolean", "object", "array"})
 
 # Spellings accepted for yes/no values: JSON booleans, form strings, and the seed's `Y`/`N`.
 _TRUE = frozenset({"y", "yes", "true", "1", "on"})
@@ -46,10 +52,14 @@ class ParamSpec:
     max_items: int | None = None
     description: str = ""
     case_insensitive: bool = False
+    format: str | None = None  # strings only: one of FORMATS
+    max_length: int | None = None  # strings only
 
     def __post_init__(self) -> None:
         if self.type not in PARAM_TYPES:
             raise ValueError(f"parameter {self.name!r}: unknown type {self.type!r}")
+        if self.format is not None and (self.type != "string" or self.format not in FORMATS):
+            raise ValueError(f"parameter {self.name!r}: bad format {self.format!r}")
 
     @property
     def is_file(self) -> bool:
@@ -76,12 +86,17 @@ def _absent(spec: ParamSpec, value: object) -> bool:
     """Whether a supplied value counts as "not given".
 
     JSON null is absent; so is an empty form field for anything but free text, because HTML forms
-    and curl scripts send `duration=` for "use the default".
+    and curl scripts send `duration=` for "use the default" (and `callback_url=` for "none").
     """
     if value is None:
         return True
     if isinstance(value, str) and not value.strip():
-        return spec.type != "string" or spec.enum is not None or spec.required
+        return (
+            spec.type != "string"
+            or spec.enum is not None
+            or spec.required
+            or spec.format is not None
+        )
     if isinstance(value, list | tuple) and not value:
         return spec.is_file
     return False
@@ -110,6 +125,9 @@ def _coerce(spec: ParamSpec, value: object, label: str) -> object:
         msg = f"Invalid value for parameter '{label}': {_fmt(value)} is not {kind}"
         return InvalidParameterError(spec.name, msg, spec.enum)
 
+    if isinstance(value, list | tuple | dict | Mapping):
+        # JSON arrays and objects, and multipart fields sent more than once (read as lists).
+        raise InvalidParameterError(spec.name, _not_one_value(spec, value, label), spec.enum)
     if spec.type == "string":
         if _is_yn_enum(spec):
             # Vidu's off_peak is documented as "Y"/"N" but clients also send JSON booleans.
@@ -160,6 +178,36 @@ def _coerce(spec: ParamSpec, value: object, label: str) -> object:
     if flag is None:
         raise bad("a boolean (true/false, Y/N)")
     return flag
+
+
+def _not_one_value(spec: ParamSpec, value: object, label: str) -> str:
+    if isinstance(value, dict | Mapping):
+        got = "a JSON object"
+    else:
+        n = len(value)  # type: ignore[arg-type]
+        got = f"a list of {n} value{'' if n == 1 else 's'} (a JSON array, or a form field sent"
+        got += " more than once)"
+    return f"Invalid value for parameter '{label}': expected a single {spec.type}, got {got}"
+
+
+# An absolute http(s) URL with a host; no whitespace or control characters anywhere.
+_URI = re.compile(r"^https?://[^\s/?#@]+(?:@[^\s/?#@]+)?(?:[/?#]\S*)?$", re.IGNORECASE)
+
+
+def _check_string(spec: ParamSpec, value: object, label: str) -> None:
+    if not isinstance(value, str):
+        return
+    if spec.max_length is not None and len(value) > spec.max_length:
+        raise InvalidParameterError(
+            spec.name,
+            f"Invalid value for parameter '{label}': longer than {spec.max_length} characters",
+        )
+    if spec.format == "uri" and (
+        _URI.match(value) is None or any(ord(c) < 0x20 or c == "\x7f" for c in value)
+    ):
+        raise InvalidParameterError(
+            spec.name, f"Invalid value for parameter '{label}': expected an http(s) URL"
+        )
 
 
 def _check_enum(spec: ParamSpec, value: object, label: str) -> object:
@@ -245,19 +293,79 @@ def normalize_params(specs: Sequence[ParamSpec], raw: Mapping[str, object]) -> d
             continue
         key, value = picked
         label = spec.name if key == spec.name else f"{spec.name}' (sent as '{key}"
-        if spec.is_file:
-            _check_files(spec, value, label)
-            out[spec.name] = value
-            continue
-        value = _coerce(spec, value, label)
-        if spec.enum is not None:
-            value = _check_enum(spec, value, label)
-        _check_range(spec, value, label)
-        out[spec.name] = value
+        out[spec.name] = check_value(spec, value, label)
     for key, value in raw.items():
         if key not in claimed:
             out[key] = value
     return out
+
+
+def check_value(spec: ParamSpec, value: object, label: str | None = None) -> object:
+    """One given value by `spec`'s rules: coerced to its type, then its allowed values, range,
+    length and format. `label` names the field in errors (default: the spec's name)."""
+    label = label or spec.name
+    if spec.is_file:
+        _check_files(spec, value, label)
+        return value
+    value = _coerce(spec, value, label)
+    if spec.enum is not None:
+        value = _check_enum(spec, value, label)
+    _check_range(spec, value, label)
+    _check_string(spec, value, label)
+    return value
+
+
+def read_fields(specs: Sequence[ParamSpec], raw: Mapping[str, object]) -> dict[str, object]:
+    """Only the fields `specs` name, checked like model parameters: canonical name → value.
+
+    For the fields a dialect reads itself. An absent field is left out (or takes its default);
+    a missing required one is a 400.
+    """
+    out: dict[str, object] = {}
+    for spec in specs:
+        picked = _pick(spec, raw)
+        if picked is None:
+            if spec.required:
+                raise MissingParameterError(spec.name)
+            if spec.default is not None:
+                out[spec.name] = spec.default
+            continue
+        key, value = picked
+        label = spec.name if key == spec.name else f"{spec.name}' (sent as '{key}"
+        out[spec.name] = check_value(spec, value, label)
+    return out
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    return "object" if isinstance(value, dict | Mapping) else type(value).__name__
+
+
+def check_json_types(body: Mapping[str, object], types: Mapping[str, tuple[str, ...]]) -> None:
+    """JSON bodies relayed as they are (chat): each field `types` names, when given and not
+    null, must have one of its JSON types (an integer is a number too); else a 400 naming it."""
+    for name, allowed in types.items():
+        value = body.get(name)
+        if value is None:
+            continue
+        got = _json_type(value)
+        if got in allowed or (got == "integer" and "number" in allowed):
+            continue
+        raise InvalidParameterError(
+            name,
+            f"Invalid type for parameter '{name}': expected {' or '.join(allowed)}, got {got}",
+        )
 
 
 def _file_schema(spec: ParamSpec) -> dict[str, object]:
@@ -294,6 +402,10 @@ def param_schema(spec: ParamSpec) -> dict[str, object]:
         schema["x-aliases"] = list(spec.aliases)
     if spec.case_insensitive:
         schema["x-case-insensitive"] = True
+    if spec.format is not None:
+        schema["format"] = spec.format
+    if spec.max_length is not None:
+        schema["maxLength"] = spec.max_length
     return schema
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from llmage.domain.stored_files import TaskFiles
+
 
 class TaskStatus(StrEnum):
     CREATED = "CREATED"
@@ -150,7 +152,8 @@ class TaskRow:
     platform: str | None
     status: TaskStatus
     progress: int
-    params: dict[str, Any]
+    params: dict[str, Any]  # plain JSON as the client sent it: never a source of media links
+    inputs: TaskFiles  # the files we stored for this task's file parameters
     channel_id: int | None
     provider: str | None
     upstream_id: str | None
@@ -160,7 +163,7 @@ class TaskRow:
     quoted: int
     charged: int | None
     usage: dict[str, Any] | None
-    outputs: dict[str, Any] | None
+    outputs: TaskFiles  # the results we re-hosted (video, cover, images); empty until then
     error_code: str | None
     error_message: str | None
     idempotency_key: str | None

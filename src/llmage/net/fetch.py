@@ -29,6 +29,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from llmage.domain.errors import InvalidRequest
+from llmage.domain.media_types import sniff_allowed
 
 MAX_REDIRECTS = 3
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -285,24 +286,7 @@ class GuardedFetcher:
 
 def sniff_content_type(data: bytes) -> str | None:
     """Media type from magic bytes for the formats we handle; None when unrecognised."""
-    head = data[:16]
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return "audio/wav"
-    if head[4:8] == b"ftyp":
-        return "audio/mp4" if head[8:12] in (b"M4A ", b"M4B ") else "video/mp4"
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "video/webm"
-    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
-        return "audio/mpeg"  # ID3 tag, or an MPEG audio frame sync (11 set bits)
-    return None
+    return sniff_allowed(data)
 
 
 def decode_data_uri(value: str, max_bytes: int | None = None) -> tuple[bytes, str]:

@@ -6,7 +6,11 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from llmage.domain.credentials import ApiKey, Credentials, KeyPool
+from llmage.domain.credentials import ApiKey, Credentials, KeyPool, secret_values
+from llmage.domain.redaction import Redactor, redactor
+
+# Option names whose string values are credentials too (an access/secret pair, a token).
+_SECRET_OPTION_WORDS = ("key", "secret", "token", "password")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +41,33 @@ class Channel:
             return self.credentials.keys[0]
         return None
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential value this channel sends upstream (every key of a pool, both
+        halves of a pair, secret-looking options)."""
+        values = list(secret_values(self.credentials))
+        for name, value in self.options.items():
+            if isinstance(value, str) and any(w in name.lower() for w in _SECRET_OPTION_WORDS):
+                values.append(value)
+        return tuple(values)
+
+    @property
+    def redact(self) -> Redactor:
+        """Removes this channel's credentials and address from upstream text (cached)."""
+        return redactor(self.secrets, (self.base_url,))
+
 
 class ChatProvider(Protocol):
-    async def chat(self, channel: Channel, body: dict[str, Any]) -> dict[str, Any]:
+    """`deadline` (time.monotonic()) ends the call, stream included, with an UpstreamError of
+    kind TIMEOUT; cancelling a call closes its upstream request."""
+
+    async def chat(
+        self, channel: Channel, body: dict[str, Any], *, deadline: float | None = None
+    ) -> dict[str, Any]:
         """Non-stream completion: the upstream's chat.completion object (with `usage`)."""
 
-    def chat_stream(self, channel: Channel, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    def chat_stream(
+        self, channel: Channel, body: dict[str, Any], *, deadline: float | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         """Chunks as they arrive, upstream usage chunk included; closing the iterator early
         closes the upstream request. Raises UpstreamError before the first chunk on failure."""

@@ -94,7 +94,10 @@ class SimProvider:
             "prompt_tokens_details": {"cached_tokens": 0},
         }
 
-    async def chat(self, channel: Channel, body: dict[str, Any]) -> dict[str, Any]:
+    # `deadline` is not needed: sim is local and always ends (its delays are bounded).
+    async def chat(
+        self, channel: Channel, body: dict[str, Any], *, deadline: float | None = None
+    ) -> dict[str, Any]:
         await self._prelude(channel)
         reasoning, tokens, finish, prompt_tokens = self._reply(channel, body)
         n = int(body.get("n") or 1)
@@ -115,7 +118,7 @@ class SimProvider:
         }
 
     async def chat_stream(
-        self, channel: Channel, body: dict[str, Any]
+        self, channel: Channel, body: dict[str, Any], *, deadline: float | None = None
     ) -> AsyncIterator[dict[str, Any]]:
         await self._prelude(channel)
         reasoning, tokens, finish, prompt_tokens = self._reply(channel, body)

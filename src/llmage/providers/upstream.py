@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -58,7 +59,11 @@ class HttpUpstream:
         try:
             async with asyncio.timeout(deadline):
                 resp = await self._transport.request(
-                    request.method, request.url, headers=request.headers, data=request.body
+                    request.method,
+                    request.url,
+                    headers=request.headers,
+                    data=request.body,
+                    deadline=time.monotonic() + deadline,
                 )
                 parts: list[bytes] = []
                 size = 0

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from llmage.auth.keys import generate_key, hash_key, key_prefix
 from llmage.auth.passwords import hash_password
 from llmage.domain.errors import Conflict, InvalidParameter, NotFound
+from llmage.domain.phone import normalize_phone
 from llmage.services.platform import Platform
 
 
@@ -23,7 +24,13 @@ class AccountService:
         self._p = platform
 
     async def create_user(
-        self, username: str, password: str, *, role: str = "user", email: str | None = None
+        self,
+        username: str,
+        password: str,
+        *,
+        role: str = "user",
+        email: str | None = None,
+        phone: str | None = None,
     ) -> int:
         if role not in ("user", "admin"):
             raise InvalidParameter(
@@ -33,8 +40,11 @@ class AccountService:
             raise InvalidParameter("password must have at least 8 characters", param="password")
         if await self._p.accounts.user_by_name(username):
             raise Conflict(f"user '{username}' already exists", param="username")
+        number = normalize_phone(phone) if phone else None
+        if number and await self._p.accounts.user_by_phone(number):
+            raise Conflict("this phone number is already registered", param="phone")
         return await self._p.accounts.create_user(
-            username, hash_password(password), role=role, email=email
+            username, hash_password(password), role=role, email=email, phone=number
         )
 
     async def user_id(self, username_or_id: str) -> int:
@@ -58,6 +68,12 @@ class AccountService:
         key = value or generate_key()
         if not key.startswith("sk-") or len(key) < 20:
             raise InvalidParameter("an API key must start with 'sk-' and have 20+ characters")
+        if not name.strip() or len(name) > 128:
+            raise InvalidParameter("name must have 1 to 128 characters", param="name")
+        if spend_limit is not None and spend_limit <= 0:
+            raise InvalidParameter("spend_limit must be more than 0", param="spend_limit")
+        if models:
+            self._check_models(models)
         expires = int((time.time() + expires_in_days * 86400) * 1000) if expires_in_days else None
         key_id = await self._p.accounts.create_key(
             user_id,
@@ -69,6 +85,48 @@ class AccountService:
             spend_limit=spend_limit,
         )
         return NewKey(key_id, key, key_prefix(key))
+
+    async def set_status(
+        self,
+        user_id: int,
+        *,
+        role: str | None = None,
+        disabled: bool | None = None,
+        acting_admin: int | None = None,
+    ) -> None:
+        """Change a user's role or disabled flag. Disabling ends their sessions and makes their
+        keys fail at once in this process; an admin cannot lock themselves out."""
+        if role is not None and role not in ("user", "admin"):
+            raise InvalidParameter("unknown role", param="role", allowed=("user", "admin"))
+        if acting_admin == user_id and (disabled or role == "user"):
+            raise InvalidParameter(
+                "an admin cannot disable or demote themselves",
+                param="disabled" if disabled else "role",
+            )
+        values: dict[str, object] = {}
+        if role is not None:
+            values["role"] = role
+        if disabled is not None:
+            values["disabled"] = disabled
+        if not values:
+            if await self._p.accounts.user_by_id(user_id) is None:
+                raise NotFound(f"no user {user_id}")
+            return
+        if not await self._p.accounts.update_user(user_id, **values):
+            raise NotFound(f"no user {user_id}")
+        if disabled:
+            await self._p.sessions.revoke_others(user_id, keep=None)
+        self._p.keys.invalidate()
+
+    def _check_models(self, models: list[str]) -> None:
+        catalog = self._p.catalog
+        for m in models:
+            if not (catalog.by_llmid(m) or catalog.by_name(m) or catalog.alias(m)):
+                raise InvalidParameter(
+                    f"models: unknown model '{m}' (names and llmids are listed by "
+                    "GET /llmage/models)",
+                    param="models",
+                )
 
     async def revoke_key(self, key_id: int, user_id: int | None = None) -> None:
         if not await self._p.accounts.revoke_key(key_id, user_id):

@@ -1,6 +1,11 @@
 """Chat, top to bottom: authenticate → resolve model → route → hold → call → settle.
 
 Every dialect calls `complete` or `stream` with a canonical request and renders the result.
+
+A request has one deadline from the moment its hold is taken (the upstream total for its kind),
+shared by every channel it fails over to: the sweeper's idea of "abandoned" rests on it. Upstream
+error text leaves through here only once the channel's credentials and address are redacted from
+it; an error raised after the hold carries the usage id of the record that tells what happened.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ class ChatContext:
     usage_id: str
     dialect: str
     started: float
+    deadline: float  # time.monotonic() by which every upstream call of this request ends
     channel: Channel | None = None
 
 
@@ -94,6 +100,8 @@ class ChatService:
         ledger: Ledger,
         default_max_tokens: int,
         attachment_tokens: int,
+        call_timeout: float = 600.0,
+        stream_timeout: float = 1800.0,
     ) -> None:
         self._catalog = catalog
         self._directory = directory
@@ -101,6 +109,8 @@ class ChatService:
         self._ledger = ledger
         self._default_max_tokens = default_max_tokens
         self._attachment_tokens = attachment_tokens
+        self._call_timeout = call_timeout
+        self._stream_timeout = stream_timeout
 
     # -- before the upstream call -------------------------------------------------------------
 
@@ -154,7 +164,11 @@ class ChatService:
             raise
         metrics.HOLDS.labels("opened").inc()
         metrics.OPEN_HOLDS.inc()
-        ctx = ChatContext(auth, req, entry, model, price, hold, usage_id, dialect, started)
+        budget = self._stream_timeout if req.stream else self._call_timeout
+        deadline = time.monotonic() + budget
+        ctx = ChatContext(
+            auth, req, entry, model, price, hold, usage_id, dialect, started, deadline
+        )
         return ctx, channels
 
     # -- settlement ---------------------------------------------------------------------------
@@ -251,6 +265,7 @@ class ChatService:
             body = await self._call(ctx, channels)
         except LlmageError as exc:
             await self._release(ctx, exc)
+            exc.usage_id = ctx.usage_id
             raise
         except BaseException:
             # Cancelled (client gone) or a bug: the hold must still end, in the background.
@@ -277,8 +292,9 @@ class ChatService:
                 continue
             ctx.channel = channel
             try:
-                return await provider.chat(channel, ctx.req.body)
+                return await provider.chat(channel, ctx.req.body, deadline=ctx.deadline)
             except UpstreamError as exc:
+                exc.redact(channel.redact)
                 metrics.UPSTREAM_ERRORS.labels(channel.provider, exc.kind.value).inc()
                 last = exc
                 if not exc.retryable:
@@ -297,12 +313,13 @@ class ChatService:
             if provider is None:
                 continue
             ctx.channel = channel
-            upstream = provider.chat_stream(channel, ctx.req.body)
+            upstream = provider.chat_stream(channel, ctx.req.body, deadline=ctx.deadline)
             try:
                 first = await anext(upstream)
             except StopAsyncIteration:
                 first = None
             except UpstreamError as exc:
+                exc.redact(channel.redact)
                 metrics.UPSTREAM_ERRORS.labels(channel.provider, exc.kind.value).inc()
                 last = exc
                 if exc.retryable:
@@ -317,6 +334,7 @@ class ChatService:
             )
         error = last or ServiceUnavailable("No provider can serve this channel")
         await self._release(ctx, error)
+        error.usage_id = ctx.usage_id
         raise error
 
     async def _relay(
@@ -344,6 +362,8 @@ class ChatService:
                 chunk = await anext(upstream, None)
             status = "ok"
         except UpstreamError as exc:
+            if ctx.channel is not None:
+                exc.redact(ctx.channel.redact)  # the dialect shows it in the stream's error event
             status, error = "error", exc.message
             metrics.UPSTREAM_ERRORS.labels(
                 ctx.channel.provider if ctx.channel else "?", exc.kind.value

@@ -1,6 +1,9 @@
 """Media in and out of storage: client inputs (uploads, data URIs, URLs fetched only through the
 guarded fetcher) before a task starts, and provider outputs (copied before upstream URLs expire,
-plus a cover cut from the first frame when the provider gives none) when it ends."""
+plus a cover cut from the first frame when the provider gives none) when it ends.
+
+Every stored file is recorded with the type sniffed from its bytes, and a task keeps its files
+in records of their own (`inputs`, `outputs`), apart from its parameters."""
 
 from __future__ import annotations
 
@@ -10,13 +13,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from llmage.domain.errors import InvalidParameter, UpstreamError, UpstreamKind
+from llmage.domain.media_types import ALLOWED, sniff
 from llmage.domain.params import ParamSpec
+from llmage.domain.stored_files import FileSlot, StoredFile, TaskFiles, files_record, slot_files
 from llmage.domain.tasks import MediaSource
-from llmage.net.fetch import FetchFailed, FetchRejected, GuardedFetcher, sniff_content_type
+from llmage.net.fetch import FetchFailed, FetchRejected, GuardedFetcher
 from llmage.providers.tasks import MediaInput, TaskOutput
+from llmage.services.media_links import MediaLinks
 from llmage.storage.contract import Storage
-from llmage.storage.signing import sign
 from llmage.storage.video_tools import first_frame_jpeg
+
+# The edges serve media through this service only (they import neither storage nor db).
+__all__ = ["MediaService", "request_fingerprint"]
 
 _FAMILY = {
     "image": "image/",
@@ -26,24 +34,6 @@ _FAMILY = {
     "audio": "audio/",
     "audios": "audio/",
 }
-_EXT = {
-    "image/png": "png",
-    "image/jpeg": "jpg",
-    "image/webp": "webp",
-    "image/gif": "gif",
-    "video/mp4": "mp4",
-    "audio/mpeg": "mp3",
-    "audio/wav": "wav",
-}
-
-
-def file_ref(obj: Any) -> dict[str, Any]:
-    return {
-        "key": obj.key,
-        "content_type": obj.content_type,
-        "size": obj.size,
-        "sha256": obj.sha256,
-    }
 
 
 class MediaService:
@@ -51,121 +41,130 @@ class MediaService:
         self,
         storage: Storage,
         fetcher: GuardedFetcher,
-        secret: bytes,
-        ttl: int,
+        links: MediaLinks,
         max_input_bytes: int,
     ) -> None:
         self.storage = storage
+        self.links = links
         self._fetcher = fetcher
-        self._secret = secret
-        self._ttl = ttl
         self._max = max_input_bytes
+
+    async def _put(self, data: bytes) -> StoredFile:
+        # Recorded as what the bytes are, never as what a client or an upstream says they are.
+        return await self.storage.put(data, sniff(data))
 
     # -- inputs ---------------------------------------------------------------------------------
 
-    async def _store_input(self, spec: ParamSpec, src: MediaSource) -> dict[str, Any]:
-        data, ctype = src.data, src.content_type
+    async def _store_input(self, spec: ParamSpec, src: MediaSource) -> StoredFile:
+        data = src.data
         if data is None and src.url:
             try:
                 fetched = await self._fetcher.fetch(src.url)
             except (FetchRejected, FetchFailed) as exc:
                 raise InvalidParameter(f"'{spec.name}': {exc}", param=spec.name) from exc
-            data, ctype = fetched.data, fetched.content_type
+            data = fetched.data
         if not data:
             raise InvalidParameter(f"'{spec.name}' is empty", param=spec.name)
         if len(data) > self._max:
             raise InvalidParameter(
                 f"'{spec.name}' is larger than {self._max} bytes", param=spec.name
             )
-        # What the bytes are, not what the client says they are.
-        ctype = sniff_content_type(data) or "application/octet-stream"
+        ctype = sniff(data)
         family = _FAMILY.get(spec.type)
         if family and not ctype.startswith(family):
             raise InvalidParameter(
                 f"'{spec.name}' must be {family[:-1]} (got {ctype})",
                 param=spec.name,
-                allowed=tuple(k for k in _EXT if k.startswith(family)),
+                allowed=tuple(k for k in ALLOWED if k.startswith(family)),
             )
-        return file_ref(await self.storage.put(data, ctype))
+        return await self._put(data)
 
     async def materialize(
         self, specs: Sequence[ParamSpec], params: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        """Replace every MediaSource in file slots by a stored file reference."""
-        out = dict(params)
-        for spec in specs:
-            value = out.get(spec.name)
-            if value is None:
-                continue
-            if isinstance(value, list):
-                out[spec.name] = [
-                    await self._store_input(spec, v) for v in value if isinstance(v, MediaSource)
-                ]
-            elif isinstance(value, MediaSource):
-                out[spec.name] = await self._store_input(spec, value)
-        return out
+    ) -> tuple[dict[str, Any], TaskFiles]:
+        """Split validated params into plain params and stored input files.
 
-    def inputs(
-        self, specs: Sequence[ParamSpec], params: Mapping[str, Any], base_url: str
-    ) -> tuple[dict[str, Any], dict[str, list[MediaInput]]]:
-        """Split stored params into plain params and provider-ready media inputs."""
+        Every file slot must hold what the dialect made of a client's file (MediaSource): an
+        object that merely looks like one of our file records is refused, not trusted."""
         plain = dict(params)
-        media: dict[str, list[MediaInput]] = {}
+        files: TaskFiles = {}
         for spec in specs:
-            value = plain.get(spec.name)
-            refs = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
-            if refs and all(isinstance(r, dict) and "key" in r for r in refs):
-                plain.pop(spec.name)
-                media[spec.name] = [self._input(r, base_url) for r in refs]
-        return plain, media
+            if not spec.is_file or spec.name not in plain:
+                continue
+            value = plain.pop(spec.name)
+            many = value if isinstance(value, list) else [value]
+            if not all(isinstance(v, MediaSource) for v in many):
+                raise InvalidParameter(
+                    f"'{spec.name}' must be a file upload, an http(s) URL, or base64 / a data URI",
+                    param=spec.name,
+                )
+            stored = tuple([await self._store_input(spec, v) for v in many])
+            if isinstance(value, list):
+                if stored:
+                    files[spec.name] = stored
+            else:
+                files[spec.name] = stored[0]
+        return plain, files
 
-    def _input(self, ref: Mapping[str, Any], base_url: str) -> MediaInput:
-        key = str(ref["key"])
+    def inputs(self, files: TaskFiles, base_url: str) -> dict[str, list[MediaInput]]:
+        """A task's stored inputs as provider-ready media (signed URL + bytes on demand)."""
+        return {
+            name: [self._input(f, base_url) for f in slot_files(slot)]
+            for name, slot in files.items()
+        }
 
+    def _input(self, file: StoredFile, base_url: str) -> MediaInput:
         async def read() -> bytes:
-            return await self.storage.read_all(key)
+            return await self.storage.read_all(file.key)
 
-        return MediaInput(ref["content_type"], self.url(ref, base_url, "input"), read)
+        return MediaInput(file.content_type, self.links.url(file, base_url, "input"), read)
+
+    async def read_all(self, file: StoredFile) -> bytes:
+        return await self.storage.read_all(file.key)
+
+    async def reopen(self, slot: FileSlot) -> MediaSource | list[MediaSource]:
+        """Stored files back to client-like sources (a remix submits its original's inputs)."""
+        sources = [
+            MediaSource(data=await self.read_all(f), content_type=f.content_type)
+            for f in slot_files(slot)
+        ]
+        return sources if isinstance(slot, tuple) else sources[0]
 
     # -- outputs --------------------------------------------------------------------------------
 
-    async def _output_bytes(self, out: TaskOutput) -> tuple[bytes, str]:
+    async def _output_bytes(self, out: TaskOutput) -> bytes:
         if out.data is not None:
-            return out.data, out.content_type
+            return out.data
         if not out.url:
             raise UpstreamError(UpstreamKind.UPSTREAM_BUG, "Provider output has no data or URL")
         try:
             fetched = await self._fetcher.fetch(out.url)
         except (FetchRejected, FetchFailed) as exc:
             raise UpstreamError(UpstreamKind.RETRYABLE, f"Result download failed: {exc}") from exc
-        return fetched.data, sniff_content_type(fetched.data) or out.content_type
+        return fetched.data
 
     async def rehost(self, outputs: Sequence[TaskOutput], kind: str) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        images: list[dict[str, Any]] = []
+        """Copy a provider's results into our storage; the task's `outputs` record (JSON)."""
+        files: TaskFiles = {}
+        images: list[StoredFile] = []
         for out in outputs:
-            data, ctype = await self._output_bytes(out)
-            ref = file_ref(await self.storage.put(data, ctype))
+            stored = await self._put(await self._output_bytes(out))
             if out.kind == "image":
-                images.append(ref)
+                images.append(stored)
             else:
-                result[out.kind] = ref
+                files[out.kind] = stored
         if images:
-            result["images"] = images
-        if kind == "video" and "video" in result and "cover" not in result:
-            video = await self.storage.read_all(result["video"]["key"])
-            result["cover"] = file_ref(
-                await self.storage.put(await first_frame_jpeg(video), "image/jpeg")
-            )
-        return result
+            files["images"] = tuple(images)
+        video = files.get("video")
+        if kind == "video" and isinstance(video, StoredFile) and "cover" not in files:
+            frame = await first_frame_jpeg(await self.read_all(video))
+            files["cover"] = await self._put(frame)
+        return files_record(files)
 
-    # -- URLs -----------------------------------------------------------------------------------
+    # -- links ----------------------------------------------------------------------------------
 
-    def url(self, ref: Mapping[str, Any], base_url: str, name: str) -> str:
-        ctype = str(ref["content_type"])
-        filename = f"{name}.{_EXT.get(ctype, 'bin')}"
-        token = sign(str(ref["key"]), ctype, filename, self._ttl, self._secret)
-        return f"{base_url.rstrip('/')}/media/{token}"
+    def url(self, file: StoredFile, base_url: str, name: str) -> str:
+        return self.links.url(file, base_url, name)
 
 
 def request_fingerprint(model: str, params: Mapping[str, Any]) -> str:

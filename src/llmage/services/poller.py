@@ -33,7 +33,7 @@ from typing import Any
 from llmage.db.repos.tasks import TaskRepo, TaskStateChanged
 from llmage.domain.catalog import Catalog
 from llmage.domain.clock import now_ms
-from llmage.domain.credentials import pool_size, secret_values
+from llmage.domain.credentials import pool_size
 from llmage.domain.errors import UpstreamError, UpstreamKind
 from llmage.domain.tasks import TaskRow, TaskStatus
 from llmage.observability import metrics
@@ -41,7 +41,6 @@ from llmage.providers.contract import Channel
 from llmage.providers.executor import SubmitOutcomeUnknown, TaskExecutor
 from llmage.providers.registry import ProviderRegistry
 from llmage.providers.tasks import PollResult, Submitted, TaskAdapter, TaskJob, TaskRef
-from llmage.providers.transport import scrub
 from llmage.services.media import MediaService
 from llmage.services.routing import ChannelDirectory
 from llmage.services.task_settle import TaskSettler
@@ -65,13 +64,9 @@ _FAILURE_TEXT = {
 
 
 def _redact(channel: Channel, text: str) -> str:
-    """Upstream text loses the channel's credential values and address before it is stored."""
-    for value in secret_values(channel.credentials):
-        if len(value) >= 4:
-            text = text.replace(value, "[redacted]")
-    if channel.base_url:
-        text = text.replace(channel.base_url.rstrip("/"), "[upstream]")
-    return scrub(text)
+    """Upstream text loses the channel's credential values and address before it is stored
+    (the settler redacts once more with every channel's values: services/task_settle.py)."""
+    return channel.redact(text)
 
 
 class TaskPoller:
@@ -184,16 +179,14 @@ class TaskPoller:
 
     def _job(self, row: TaskRow, channel: Channel) -> TaskJob:
         entry = self._catalog.by_llmid(row.llmid)
-        specs = entry.params if entry else ()
-        plain, media = self._media.inputs(specs, row.params, self.base_url)
         started = row.upstream_state.get(_SUBMIT_MS, "")
         return TaskJob(
             task_id=row.id,
             kind=row.kind,
             mode=entry.kind.value if entry else row.kind,
             model=channel.upstream_model(row.model),
-            params=plain,
-            media=media,
+            params=row.params,
+            media=self._media.inputs(row.inputs, self.base_url),
             llmid=row.llmid,
             submitted_at_ms=int(started) if started.isdigit() else row.updated_at,
         )

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from llmage.auth.crypto import CredentialBox
 from llmage.db.repos.channels import ChannelRepo, ChannelRow
 from llmage.domain.credentials import load_secret
+from llmage.domain.redaction import Redactor, redactor
 from llmage.observability import metrics
 from llmage.providers.contract import Channel
 
@@ -114,6 +115,13 @@ class ChannelDirectory:
     def invalidate(self) -> None:
         """Reload on next use (a channel was added, changed or removed in this process)."""
         self._expires = 0.0
+
+    async def redactor(self) -> Redactor:
+        """Removes every channel's credentials and address (disabled channels' too): for
+        upstream text kept where its channel is not certain, such as a task's error."""
+        await self.all()
+        channels = self._by_id.values()
+        return redactor((s for c in channels for s in c.secrets), (c.base_url for c in channels))
 
     async def platforms(self) -> set[str]:
         return {c.platform for c in await self.all()}

@@ -1,9 +1,11 @@
 """Ends chat holds whose request died with its process.
 
 A chat hold is settled by the request that opened it. If that process was killed mid-call the
-hold would stay open forever, locking the user's money. Anything still open long after any
-request could still be running is released here (nothing charged: we cannot know what the
-upstream produced), with a usage record that says so. Should the request somehow still be alive,
+hold would stay open forever, locking the user's money. Anything still open after any request
+could still be running is released here (nothing charged: we cannot know what the upstream
+produced), with a usage record that says so. How long that is follows from the upstream
+deadlines: a request's calls end by its total deadline, so by default the age is the longest
+total plus a margin (`Settings.chat_hold_max_age`). Should the request somehow still be alive,
 its own settlement then finds the hold settled and changes nothing: still one terminal state.
 Task holds are not touched: the task poller owns them.
 """

@@ -9,6 +9,7 @@ terminal state and one charge.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from llmage.billing.ledger import Hold, Ledger
@@ -20,16 +21,25 @@ from llmage.domain.clock import now_ms
 from llmage.domain.errors import LlmageError
 from llmage.domain.media_pricing import quote_media
 from llmage.domain.money import format_amount
+from llmage.domain.redaction import Redactor
 from llmage.domain.tasks import ACTION_TYPE, TaskRow, TaskStatus
 from llmage.domain.usage import Usage
 from llmage.observability import metrics
 
 
 class TaskSettler:
-    def __init__(self, *, catalog: Catalog, ledger: Ledger, currency: str) -> None:
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        ledger: Ledger,
+        currency: str,
+        redactor: Callable[[], Awaitable[Redactor]],
+    ) -> None:
         self._catalog = catalog
         self._ledger = ledger
         self._currency = currency
+        self._redactor = redactor
 
     async def move(
         self, row: TaskRow, status: TaskStatus, fields: dict[str, Any], delay_ms: int
@@ -105,10 +115,13 @@ class TaskSettler:
 
     async def fail(self, row: TaskRow, code: str, message: str) -> None:
         now = now_ms()
+        # Provider text is kept (and shown, and sent to webhooks) only without our secrets:
+        # every channel's, since the text's channel is not always certain.
+        redact = await self._redactor()
         fields = {
             "status": TaskStatus.FAILED.value,
-            "error_code": code[:64],
-            "error_message": message,
+            "error_code": redact(code, 64),
+            "error_message": redact(message),
             "charged": 0,
             "updated_at": now,
             "finished_at": now,

@@ -1,25 +1,26 @@
 """The native task shape (seed 000), shared by the native dialect and webhook payloads:
 `{status, taskid, usage, image, video}` with `image` the cover (or first image) and `video` the
-video, both as signed llmage URLs."""
+video, both as signed llmage URLs minted from the task's own output records."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from llmage.domain.stored_files import StoredFile, slot_files
 from llmage.domain.tasks import TaskRow, TaskStatus
 from llmage.services.media import MediaService
 
 
 def media_urls(row: TaskRow, media: MediaService, base_url: str) -> dict[str, Any]:
-    out = row.outputs or {}
+    out = row.outputs
     urls: dict[str, Any] = {"image": None, "video": None, "images": []}
-    if "video" in out:
-        urls["video"] = media.url(out["video"], base_url, "video")
-    if "cover" in out:
-        urls["image"] = media.url(out["cover"], base_url, "cover")
-    images = [
-        media.url(ref, base_url, f"image{i + 1}") for i, ref in enumerate(out.get("images", []))
-    ]
+    video, cover = out.get("video"), out.get("cover")
+    if isinstance(video, StoredFile):
+        urls["video"] = media.url(video, base_url, "video")
+    if isinstance(cover, StoredFile):
+        urls["image"] = media.url(cover, base_url, "cover")
+    stills = slot_files(out["images"]) if "images" in out else ()
+    images = [media.url(f, base_url, f"image{i + 1}") for i, f in enumerate(stills)]
     if images:
         urls["images"] = images
         urls["image"] = urls["image"] or images[0]

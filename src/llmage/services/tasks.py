@@ -180,8 +180,9 @@ class TaskService:
             existing = await self._repo.by_idempotency(auth.user_id, idempotency_key)
             if existing is not None:
                 return self._replay(existing, fingerprint)
-        params = await self._media.materialize(q.entry.params, q.params)
-        params.update({k: v for k, v in draft.extra.items() if k not in params})
+        params, inputs = await self._media.materialize(q.entry.params, q.params)
+        # Vendor extras pass through as plain values; they never shadow a parameter or a file.
+        params.update({k: v for k, v in draft.extra.items() if k not in params and k not in inputs})
         now = now_ms()
         task_id = public_id()
         values = {
@@ -194,6 +195,7 @@ class TaskService:
             "dialect": dialect,
             "platform": draft.platform,
             "params": params,
+            "inputs": inputs,
             "quoted": q.amount,
             "idempotency_key": idempotency_key,
             "request_hash": fingerprint,

@@ -2,7 +2,9 @@
 HMAC-SHA256, retried with exponential backoff, only through the guarded fetcher.
 
 Signature header: `X-Llmage-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
-Receivers recompute it with the deployment's webhook secret and reject stale timestamps.
+The secret is the task owner's own (`whsec_...`, see services/webhook_secrets.py; shown and
+rotated in the console): receivers recompute the HMAC with it and reject stale timestamps. It is
+read at each attempt, so a callback retried after a rotation carries the new signature.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import orjson
 
@@ -43,7 +46,7 @@ class WebhookSender(BackgroundLoop):
         tasks: TaskRepo,
         media: MediaService,
         fetcher: GuardedFetcher,
-        secret: bytes,
+        secret_for: Callable[[int], Awaitable[bytes]],
         base_url: str,
         retry_base_seconds: float = 5.0,
         idle_seconds: float = 1.0,
@@ -53,7 +56,7 @@ class WebhookSender(BackgroundLoop):
         self._tasks = tasks
         self._media = media
         self._fetcher = fetcher
-        self._secret = secret
+        self._secret_for = secret_for
         self._base_url = base_url
         self._retry_base = retry_base_seconds
         self._idle = idle_seconds
@@ -84,7 +87,7 @@ class WebhookSender(BackgroundLoop):
             "Content-Type": "application/json",
             "X-Llmage-Event": "task.finished",
             "X-Llmage-Delivery": str(delivery_id),
-            "X-Llmage-Signature": signature(self._secret, body, ts),
+            "X-Llmage-Signature": signature(await self._secret_for(row.user_id), body, ts),
         }
         error: str | None = None
         try:

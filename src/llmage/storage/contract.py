@@ -4,16 +4,12 @@ paths taken from a request."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Protocol
 
+from llmage.domain.stored_files import StoredFile
 
-@dataclass(frozen=True, slots=True)
-class StoredObject:
-    key: str
-    size: int
-    sha256: str
-    content_type: str
+# What a put returns is exactly the record the platform keeps of the file.
+StoredObject = StoredFile
 
 
 class Storage(Protocol):

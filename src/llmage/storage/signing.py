@@ -1,10 +1,14 @@
-"""Opaque, signed, expiring media links: `/media/<token>`.
+"""Opaque, unforgeable, expiring media links: `/media/<token>`.
 
-token = base64url(payload JSON) "." base64url(HMAC-SHA256(secret, payload part)). The payload
-names the storage key, the content type and download filename to serve, and the expiry; nothing
-in a link is a path and nothing can be changed without the secret. The secret is passed in as
-bytes: the platform derives it from the deployment key (CredentialBox.derive("media"))
-or takes the `media_secret` setting.
+token = base64url(version ‖ nonce ‖ AES-256-GCM(storage key, download name, expiry)). The key
+is derived from the media secret (the platform derives that from the deployment key with
+CredentialBox.derive("media"), or takes the `media_secret` setting). Encryption hides the
+storage key (a content hash: it would say which bytes a link serves); the GCM tag makes any
+change, truncation or forgery fail as a whole. The expiry is inside the sealed payload, so a
+link cannot be extended. The token names no content type: the media route sniffs the bytes.
+
+Every failure is the same MediaTokenError with the same message: a client learns nothing from
+it about why a link is refused.
 """
 
 from __future__ import annotations
@@ -13,26 +17,33 @@ import base64
 import binascii
 import hashlib
 import hmac
+import os
 import re
 import time
 from dataclasses import dataclass
 
 import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-MAX_TOKEN_LENGTH = 2048
-_CONTENT_TYPE_RE = re.compile(r"[a-z0-9][a-z0-9.+\-]*/[a-z0-9][a-z0-9.+\-]*")
+MAX_TOKEN_LENGTH = 1024
+_VERSION = b"\x02"
+_NONCE = 12
+_TAG = 16
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._\-]+")
 
 
 class MediaTokenError(ValueError):
-    """The link is malformed, forged or expired; the message says which (never the secret)."""
+    """The link is malformed, forged, tampered with or expired (deliberately not saying which)."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid media link")
 
 
 @dataclass(frozen=True, slots=True)
 class MediaGrant:
-    key: str
-    content_type: str
-    filename: str
+    key: str  # storage key, as our own records name it
+    name: str  # download name without extension (the extension follows the sniffed type)
     expires: int  # unix seconds
 
 
@@ -42,63 +53,41 @@ def safe_filename(name: str) -> str:
     return cleaned or "media"
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _mac(secret: bytes, payload_part: str) -> bytes:
-    return hmac.new(secret, payload_part.encode(), hashlib.sha256).digest()
-
-
-def sign(
-    key: str,
-    content_type: str,
-    filename: str,
-    ttl: int,
-    secret: bytes,
-    now: float | None = None,
-) -> str:
+def _cipher(secret: bytes) -> AESGCM:
     if not secret:
         raise ValueError("media secret is empty")
+    # A key of its own for this one use, whatever the length and origin of the media secret.
+    return AESGCM(hmac.new(secret, b"llmage:media-link:aes-256-gcm", hashlib.sha256).digest())
+
+
+def seal(key: str, name: str, ttl: int, secret: bytes, now: float | None = None) -> str:
+    """A link token granting `key` (served as `name`.<ext>) for `ttl` seconds."""
     if ttl <= 0:
         raise ValueError("ttl must be positive")
-    content_type = content_type.split(";", 1)[0].strip().lower()
-    if not _CONTENT_TYPE_RE.fullmatch(content_type):
-        content_type = "application/octet-stream"  # the header we serve must be well-formed
     expires = int((time.time() if now is None else now) + ttl)
-    payload = orjson.dumps(
-        {"k": key, "t": content_type, "f": safe_filename(filename), "e": expires}
-    )
-    body = _b64(payload)
-    return f"{body}.{_b64(_mac(secret, body))}"
+    payload = orjson.dumps([key, safe_filename(name), expires])
+    nonce = os.urandom(_NONCE)
+    sealed = _cipher(secret).encrypt(nonce, payload, _VERSION)
+    return base64.urlsafe_b64encode(_VERSION + nonce + sealed).rstrip(b"=").decode()
 
 
-def verify_grant(token: str, secret: bytes, now: float | None = None) -> MediaGrant:
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
-        raise MediaTokenError("malformed media link")
-    body, mac_part = token.split(".")
+def open_grant(token: str, secret: bytes, now: float | None = None) -> MediaGrant:
+    """The grant a token carries; MediaTokenError if it is not one we sealed or has expired."""
+    if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_LENGTH:
+        raise MediaTokenError
     try:
-        given = _unb64(mac_part)
-    except (binascii.Error, ValueError) as exc:
-        raise MediaTokenError("malformed media link") from exc
-    # Constant-time compare before looking at the payload: an attacker learns nothing from it.
-    if not hmac.compare_digest(given, _mac(secret, body)):
-        raise MediaTokenError("media link signature is invalid")
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError):
+        raise MediaTokenError from None
+    if len(raw) < 1 + _NONCE + _TAG or raw[:1] != _VERSION:
+        raise MediaTokenError
     try:
-        data = orjson.loads(_unb64(body))
-        grant = MediaGrant(str(data["k"]), str(data["t"]), str(data["f"]), int(data["e"]))
-    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
-        raise MediaTokenError("malformed media link") from exc
-    if (time.time() if now is None else now) >= grant.expires:
-        raise MediaTokenError("media link has expired")
-    return grant
-
-
-def verify(token: str, secret: bytes, now: float | None = None) -> tuple[str, str, str]:
-    """(key, content_type, filename) of a valid, unexpired token; MediaTokenError otherwise."""
-    grant = verify_grant(token, secret, now)
-    return grant.key, grant.content_type, grant.filename
+        payload = _cipher(secret).decrypt(raw[1 : 1 + _NONCE], raw[1 + _NONCE :], _VERSION)
+        key, name, expires = orjson.loads(payload)
+    except (InvalidTag, ValueError, TypeError):
+        raise MediaTokenError from None
+    if not (isinstance(key, str) and isinstance(name, str) and type(expires) is int):
+        raise MediaTokenError
+    if (time.time() if now is None else now) >= expires:
+        raise MediaTokenError
+    return MediaGrant(key, name, expires)

@@ -6,10 +6,12 @@ import json
 from dataclasses import dataclass
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from llmage.db.tables import accounts, api_keys, users
 from llmage.domain.clock import now_ms
+from llmage.domain.errors import Conflict
 from llmage.domain.principal import KeyAuth
 
 
@@ -22,6 +24,8 @@ class UserRow:
     disabled: bool
     created_at: int
     password_hash: str
+    phone: str | None = None
+    webhook_salt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,8 @@ def _user_row(r: object) -> UserRow:
         disabled=bool(m["disabled"]),
         created_at=m["created_at"],
         password_hash=m["password_hash"],
+        phone=m["phone"],
+        webhook_salt=m["webhook_salt"],
     )
 
 
@@ -74,7 +80,22 @@ class AccountRepo:
         self._engine = engine
 
     async def create_user(
-        self, username: str, password_hash: str, *, role: str = "user", email: str | None = None
+        self,
+        username: str,
+        password_hash: str,
+        *,
+        role: str = "user",
+        email: str | None = None,
+        phone: str | None = None,
+    ) -> int:
+        """A taken username or phone is a Conflict, decided by the unique indexes (race-safe)."""
+        try:
+            return await self._insert_user(username, password_hash, role, email, phone)
+        except IntegrityError as exc:
+            raise Conflict("username or phone number already registered", param="username") from exc
+
+    async def _insert_user(
+        self, username: str, password_hash: str, role: str, email: str | None, phone: str | None
     ) -> int:
         async with self._engine.begin() as conn:
             res = await conn.execute(
@@ -82,6 +103,7 @@ class AccountRepo:
                 .values(
                     username=username,
                     email=email,
+                    phone=phone,
                     password_hash=password_hash,
                     role=role,
                     disabled=False,
@@ -97,6 +119,21 @@ class AccountRepo:
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(users).where(users.c.username == username))).first()
         return _user_row(row) if row else None
+
+    async def user_by_phone(self, phone: str) -> UserRow | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(users).where(users.c.phone == phone))).first()
+        return _user_row(row) if row else None
+
+    async def update_user(self, user_id: int, **values: object) -> bool:
+        """Set columns of one user (password_hash, phone, webhook_salt, role, disabled)."""
+        allowed = {"password_hash", "phone", "webhook_salt", "role", "disabled"}
+        unknown = set(values) - allowed
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        async with self._engine.begin() as conn:
+            res = await conn.execute(update(users).where(users.c.id == user_id).values(**values))
+        return bool(res.rowcount)
 
     async def user_by_id(self, user_id: int) -> UserRow | None:
         async with self._engine.connect() as conn:

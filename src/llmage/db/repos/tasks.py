@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from llmage.db.money import Stmt
 from llmage.db.tables import tasks
+from llmage.domain.stored_files import files_from_record, files_record
 from llmage.domain.tasks import TaskRow, TaskStatus
 
 
@@ -33,6 +34,7 @@ def _row(r: Any) -> TaskRow:
         status=TaskStatus(m["status"]),
         progress=m["progress"],
         params=json.loads(m["params"]),
+        inputs=files_from_record(json.loads(m["inputs"])) if m["inputs"] else {},
         channel_id=m["channel_id"],
         provider=m["provider"],
         upstream_id=m["upstream_id"],
@@ -42,7 +44,7 @@ def _row(r: Any) -> TaskRow:
         quoted=m["quoted"],
         charged=m["charged"],
         usage=json.loads(m["usage"]) if m["usage"] else None,
-        outputs=json.loads(m["outputs"]) if m["outputs"] else None,
+        outputs=files_from_record(json.loads(m["outputs"])) if m["outputs"] else {},
         error_code=m["error_code"],
         error_message=m["error_message"],
         idempotency_key=m["idempotency_key"],
@@ -61,16 +63,25 @@ def _row(r: Any) -> TaskRow:
 
 _INSERT = (
     "INSERT INTO tasks (id, user_id, key_id, kind, llmid, model, dialect, platform, status,"
-    " progress, params, hold_id, quoted, idempotency_key, request_hash, callback_url, remix_of,"
-    " created_at, updated_at, deadline_at, next_poll_at, polls)"
+    " progress, params, inputs, hold_id, quoted, idempotency_key, request_hash, callback_url,"
+    " remix_of, created_at, updated_at, deadline_at, next_poll_at, polls)"
     " VALUES (:id, :user_id, :key_id, :kind, :llmid, :model, :dialect, :platform, 'CREATED', 0,"
-    " :params, :hold_id, :quoted, :idempotency_key, :request_hash, :callback_url, :remix_of,"
-    " :now, :now, :deadline_at, :now, 0)"
+    " :params, :inputs, :hold_id, :quoted, :idempotency_key, :request_hash, :callback_url,"
+    " :remix_of, :now, :now, :deadline_at, :now, 0)"
 )
 
 
 def insert_stmt(values: Mapping[str, Any]) -> Stmt:
-    return Stmt(_INSERT, {**values, "params": json.dumps(values["params"], sort_keys=True)})
+    """`params` plain JSON; `inputs` the stored files (TaskFiles), kept apart from params."""
+    inputs = files_record(values.get("inputs") or {})
+    return Stmt(
+        _INSERT,
+        {
+            **values,
+            "params": json.dumps(values["params"], sort_keys=True),
+            "inputs": json.dumps(inputs, sort_keys=True) if inputs else None,
+        },
+    )
 
 
 def _set_clause(fields: Mapping[str, Any]) -> str:

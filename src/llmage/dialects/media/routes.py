@@ -1,27 +1,35 @@
-"""`GET|HEAD /media/{token}`: serve re-hosted media behind an opaque, signed, expiring link.
+"""`GET|HEAD /media/{token}`: serve re-hosted media behind an opaque, sealed, expiring link.
 
-The token alone decides what is served (storage key, type, filename); there is no path, user
-or id in the URL to tamper with. Byte ranges make video seeking work in browsers and players.
+The token alone decides what is served; there is no path, user, id or type in the URL to tamper
+with, and a bad, expired or dangling link is one and the same 404. The served type is sniffed from
+the bytes against the allow-list (services.media_links): allow-listed media is shown inline,
+anything else is an octet-stream attachment, and every answer carries `nosniff` so no browser
+second-guesses that. Byte ranges make video seeking work in browsers and players.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
-from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from llmage.storage.contract import Storage
-from llmage.storage.signing import MediaTokenError, verify_grant
+from llmage.dialects.http import platform_of
+from llmage.services.media_links import ServedMedia
 
 router = APIRouter(tags=["Media"])
 
 _RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
+
+# On every media answer, success or error: the declared type is final, and even if a browser
+# were to render one as a document it would get no script, no origin and no plugins.
+SAFETY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox",
+}
 
 
 class Unsatisfiable(Exception):
@@ -58,13 +66,21 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    return JSONResponse(
+        {"error": message}, status_code=status, headers={**SAFETY_HEADERS, **(headers or {})}
+    )
 
 
-def _disposition(filename: str) -> str:
+def not_found() -> Response:
+    return _error(404, "media not found")
+
+
+def _disposition(media: ServedMedia) -> str:
     # filename= for old clients, filename*= (RFC 6266/5987) for everyone else.
-    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "_")
-    return f"inline; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+    kind = "inline" if media.inline else "attachment"
+    name = media.filename
+    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_")
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 # Two routes rather than one api_route(methods=[GET, HEAD]): each OpenAPI operation needs its
@@ -90,38 +106,30 @@ async def media_head(token: str, request: Request) -> Response:
 
 
 async def media(token: str, request: Request) -> Response:
-    """Serve the object a media token grants (GET or HEAD, ranges). Other dialects reuse it,
-    e.g. OpenAI `/v1/videos/{id}/content` answers with the same bytes and headers."""
-    platform: Any = request.app.state.platform
-    storage: Storage = platform.storage
-    now = time.time()
-    try:
-        grant = verify_grant(token, platform.media_secret, now)
-    except MediaTokenError as exc:
-        return _error(403, str(exc))
+    """Serve the object a media token grants (GET or HEAD, ranges)."""
+    return await serve(await platform_of(request).media.links.open(token), request)
 
-    try:
-        size = await storage.size(grant.key)
-    except ValueError:  # a signed key our storage cannot hold: a stale link from another setup
-        size = None
-    if size is None:
-        return _error(404, "media not found")
 
-    # Content-addressed keys never change their bytes, so the key itself is a strong validator.
-    etag = '"' + hashlib.sha256(grant.key.encode()).hexdigest()[:32] + '"'
+async def serve(found: ServedMedia | None, request: Request) -> Response:
+    """The media answer for one stored object (None: a 404). Other dialects reuse it, e.g.
+    OpenAI `/v1/videos/{id}/content` answers with the same bytes and headers."""
+    if found is None:
+        return not_found()
     headers = {
+        **SAFETY_HEADERS,
         "Accept-Ranges": "bytes",
-        "ETag": etag,
-        "Cache-Control": f"private, max-age={max(0, int(grant.expires - now))}",
-        "Content-Disposition": _disposition(grant.filename),
+        "ETag": found.etag,
+        "Cache-Control": f"private, max-age={max(0, int(found.expires - time.time()))}",
+        "Content-Disposition": _disposition(found),
     }
+    size = found.size
     inm = request.headers.get("if-none-match")
-    if inm and (inm.strip() == "*" or etag in (t.strip() for t in inm.split(","))):
+    if inm and (inm.strip() == "*" or found.etag in (t.strip() for t in inm.split(","))):
         return Response(status_code=304, headers=headers)
 
     span: tuple[int, int] | None = None
     if_range = request.headers.get("if-range")
-    if if_range is None or if_range.strip() == etag:  # a stale If-Range gets the full object
+    if if_range is None or if_range.strip() == found.etag:  # a stale If-Range gets it all
         try:
             span = parse_range(request.headers.get("range"), size)
         except Unsatisfiable:
@@ -138,10 +146,10 @@ async def media(token: str, request: Request) -> Response:
     headers["Content-Length"] = str(end - start + 1 if size else 0)
 
     if request.method == "HEAD" or size == 0:
-        return Response(status_code=status, headers=headers, media_type=grant.content_type)
+        return Response(status_code=status, headers=headers, media_type=found.content_type)
     return StreamingResponse(
-        storage.read(grant.key, start, end),
+        platform_of(request).media.links.read(found, start, end),
         status_code=status,
         headers=headers,
-        media_type=grant.content_type,
+        media_type=found.content_type,
     )

@@ -20,6 +20,7 @@ from llmage.dialects.http import (
     platform_of,
     read_json,
     sse,
+    until_client_leaves,
 )
 from llmage.dialects.native import translate
 from llmage.dialects.native.errors import error_message
@@ -32,7 +33,8 @@ router = APIRouter(prefix="/llmage", tags=["Native (llmage)"])
 
 
 class NativeChatDoc(BaseModel):
-    """Seed 000 chat request: `prompt` (+ `sys_prompt`), or OpenAI `messages`; other fields pass."""
+    """Seed 000 chat request: `prompt` (+ `sys_prompt`), or OpenAI `messages`; other OpenAI chat
+    fields (and the channel's allowed vendor extras) go upstream, anything else is ignored."""
 
     model_config = ConfigDict(extra="allow")
     model: str
@@ -78,9 +80,9 @@ async def _chat(request: Request) -> Response:
     req.include_usage = True
     chat = platform_of(request).chat
     if req.stream:
-        stream = await chat.stream(auth, req, dialect="native")
+        stream = await until_client_leaves(request, chat.stream(auth, req, dialect="native"))
         return EventStreamResponse(_events(stream), {"x-llmage-usage-id": stream.usage_id})
-    result = await chat.complete(auth, req, dialect="native")
+    result = await until_client_leaves(request, chat.complete(auth, req, dialect="native"))
     return JSONBytes(
         translate.completion(result.body, result.usage_id),
         headers={"x-llmage-usage-id": result.usage_id},

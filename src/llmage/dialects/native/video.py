@@ -10,15 +10,29 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from llmage.dialects.http import JSONBytes, authenticate, platform_of
-from llmage.dialects.submission import convert_files, file_slots, read_submission
-from llmage.domain.errors import LlmageError, MissingParameter
+from llmage.dialects.submission import (
+    CALLBACK_URL,
+    controls,
+    convert_files,
+    file_slots,
+    idempotency_key,
+    read_submission,
+)
+from llmage.domain.errors import LlmageError
 from llmage.domain.money import format_amount
+from llmage.domain.params import ParamSpec, read_fields
 from llmage.domain.tasks import MediaSource, TaskDraft
 from llmage.services.task_views import native_view
 
 router = APIRouter(prefix="/llmage", tags=["Native (llmage)"])
 
-_CONTROL = ("llmid", "model", "callback_url")
+# The fields read here; everything else is the model's parameters.
+_CONTROL = (
+    ParamSpec("llmid", "string", required=True, max_length=64),
+    ParamSpec("model", "string", max_length=128),
+    CALLBACK_URL,
+)
+_TASKID = (ParamSpec("taskid", "string", required=True, max_length=64),)
 _FORM_DOC = {
     "requestBody": {
         "content": {
@@ -54,20 +68,17 @@ async def _draft(request: Request) -> TaskDraft:
     p = platform_of(request)
     fields = await read_submission(request, p.settings.max_upload_bytes)
     _spill_numbered(fields)
-    llmid = fields.get("llmid")
-    if not llmid:
-        raise MissingParameter("llmid")
-    raw = convert_files(
-        {k: v for k, v in fields.items() if k not in _CONTROL}, file_slots(p.catalog)
-    )
-    entry = p.catalog.by_llmid(str(llmid))
+    control, rest = controls(fields, _CONTROL)
+    llmid = control["llmid"]
+    raw = convert_files(rest, file_slots(p.catalog))
+    entry = p.catalog.by_llmid(llmid)
     kind = "image" if entry is not None and entry.kind.is_image else "video"
     return TaskDraft(
         kind=kind,
         raw=raw,
-        llmid=str(llmid),
-        model=str(fields["model"]) if fields.get("model") else None,
-        callback_url=fields.get("callback_url") or None,
+        llmid=llmid,
+        model=control.get("model"),
+        callback_url=control.get("callback_url"),
     )
 
 
@@ -84,7 +95,7 @@ async def submit_video(request: Request) -> Response:
     auth = await authenticate(request)
     draft = await _draft(request)
     row = await platform_of(request).tasks.submit(
-        auth, draft, dialect="native", idempotency_key=request.headers.get("idempotency-key")
+        auth, draft, dialect="native", idempotency_key=idempotency_key(request)
     )
     # The seed's example answers the submit with a lower-case status.
     return JSONBytes({"taskid": row.id, "status": row.status.public.value.lower()})
@@ -122,16 +133,16 @@ async def estimate(request: Request) -> Response:
 
 
 async def _taskid(request: Request) -> str:
-    taskid = request.query_params.get("taskid")
-    if not taskid and request.method == "POST":
+    fields: dict[str, Any] = {}
+    given = [v for v in request.query_params.getlist("taskid") if v]
+    if given:
+        fields["taskid"] = given[0] if len(given) == 1 else given
+    elif request.method == "POST":
         try:
             fields = await read_submission(request, 1 << 16)
         except LlmageError:  # no body, or not one we can read: it just carries no taskid
             fields = {}
-        taskid = fields.get("taskid")
-    if not taskid:
-        raise MissingParameter("taskid")
-    return str(taskid)
+    return str(read_fields(_TASKID, fields)["taskid"])
 
 
 async def task_status(request: Request) -> Response:

@@ -16,7 +16,7 @@ from llmage.dialects.http import JSONBytes, authenticate, platform_of
 from llmage.dialects.newapi.errors import in_client_terms
 from llmage.dialects.newapi.translate import translate_submit
 from llmage.dialects.newapi.views import DIALECT, job_view, submit_view
-from llmage.dialects.submission import read_submission
+from llmage.dialects.submission import idempotency_key, read_submission
 from llmage.domain.errors import LlmageError
 
 router = APIRouter(prefix="/v1/video", tags=["new-api style video"])
@@ -71,7 +71,7 @@ async def create_generation(request: Request) -> Response:
             auth,
             submit.draft,
             dialect=DIALECT,
-            idempotency_key=request.headers.get("idempotency-key"),
+            idempotency_key=idempotency_key(request),
         )
     except LlmageError as exc:
         in_client_terms(exc)

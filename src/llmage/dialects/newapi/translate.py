@@ -43,8 +43,10 @@ from llmage.dialects.newapi.fields import (
     present,
     requested_dims,
 )
+from llmage.dialects.submission import CALLBACK_URL
 from llmage.domain.catalog import Catalog, ModelAlias, ModelEntry, ModelKind, apply_alias
 from llmage.domain.errors import InvalidParameter, InvalidRequest, MissingParameter, UnknownModel
+from llmage.domain.params import ParamSpec, check_value, read_fields
 from llmage.domain.tasks import TaskDraft
 
 # Top-level fields handled by name below, never copied as parameters.
@@ -52,8 +54,16 @@ _TOP_CONTROL = frozenset(
     {"model", "image", "last_image", "reference_image_urls", "size", "width", "height", "n"}
     | {"metadata", "extra_body", "callback_url", "user", "response_format"}
 )
-# Top-level fields of seed 004 passed to the provider even when the model does not declare them.
-_TOP_PASS = frozenset({"seed", "fps", "duration"})
+# Top-level fields of seed 004 passed to the provider even when the model does not declare them
+# (then typed as seed 004 documents them; a model's own spec rules where it has one).
+_TOP_PASS = {
+    "seed": ParamSpec("seed", "integer"),
+    "fps": ParamSpec("fps", "integer", minimum=1),
+    "duration": ParamSpec("duration", "number", minimum=0),
+}
+# Accepted and ignored, but still only in their documented shape.
+_TOP_IGNORED = (ParamSpec("user", "string"), ParamSpec("response_format", "string"))
+_REQ_KEY = ParamSpec("req_key", "string")
 # Vendor keys (metadata / extra_body) with a meaning of their own.
 _VENDOR_CONTROL = frozenset(
     {"req_key", "image", "last_image", "image_tail", "image_urls", "reference_image_urls"}
@@ -95,6 +105,15 @@ def _vendor(body: Mapping[str, Any]) -> dict[str, list[Sourced]]:
     return out
 
 
+def _checked(spec: ParamSpec, value: Any, label: str) -> object:
+    """`value` by `spec`'s rules, errors naming the field where the client put it."""
+    try:
+        return check_value(spec, value, label)
+    except InvalidParameter as exc:
+        exc.param = label
+        raise
+
+
 def _both(body: Mapping[str, Any], vendor: Mapping[str, list[Sourced]], key: str) -> list[Sourced]:
     return [(key, body.get(key)), *vendor.get(key, [])]
 
@@ -112,7 +131,7 @@ def _model(
     name = requested
     req_key = agree(vendor.pop("req_key", []))
     if req_key is not None:
-        key = str(req_key[1]).strip()
+        key = str(_checked(_REQ_KEY, req_key[1], req_key[0])).strip()
         if not any(e.kind.is_video for e in catalog.by_name(key)):
             raise InvalidParameter(
                 f"'{req_key[0]}' = {key!r} is not a video model", param=req_key[0]
@@ -275,6 +294,10 @@ def _params(
         if spec is not None and not spec.is_file:
             known.setdefault(spec.name, []).extend(values)
         elif spec is None and passes:
+            top = _TOP_PASS.get(key)
+            for label, value in values:
+                if top is not None and label == key and present(value):
+                    _checked(top, value, label)  # the value itself passes on as sent
             extra.setdefault(key, []).extend(values)
         # else: an undeclared top-level field or a file slot by name: ignored, as new-api does
     raw: dict[str, Any] = {}
@@ -309,14 +332,13 @@ def _callback(found: Sourced | None) -> str | None:
     if found is None:
         return None
     label, value = found
-    if not isinstance(value, str) or not value.strip().startswith(("http://", "https://")):
-        raise InvalidParameter(f"'{label}' must be an http(s) URL", param=label)
-    return value.strip()
+    return str(_checked(CALLBACK_URL, value.strip() if isinstance(value, str) else value, label))
 
 
 def translate_submit(body: Mapping[str, Any], catalog: Catalog) -> NewApiSubmit:
     if not isinstance(body, Mapping):
         raise InvalidRequest("Request body must be a JSON object")
+    read_fields(_TOP_IGNORED, body)
     vendor = _vendor(body)
     requested, base, alias, fixed = _model(body, vendor, catalog)
     inputs = _inputs(body, vendor, _reference_mode(base, alias, fixed, catalog))

@@ -17,6 +17,7 @@ from llmage.dialects.http import (
     platform_of,
     read_json,
     sse,
+    until_client_leaves,
 )
 from llmage.dialects.openai.errors import error_body
 from llmage.dialects.openai.translate import stream_chunk
@@ -26,7 +27,9 @@ from llmage.services.chat import ChatStream
 
 
 class ChatCompletionDoc(BaseModel):
-    """OpenAI chat completion request (documentation; unknown fields pass through upstream)."""
+    """OpenAI chat completion request (documentation). Upstream receives OpenAI's documented
+    fields plus the channel's allowed vendor extras (e.g. enable_thinking, thinking); any other
+    field is accepted and not forwarded."""
 
     model_config = ConfigDict(extra="allow")
     model: str
@@ -57,9 +60,13 @@ async def chat_completions(request: Request, platform: str | None = None) -> Res
     chat = platform_of(request).chat
     headers = {"x-llmage-usage-id": ""}
     if req.stream:
-        stream = await chat.stream(auth, req, dialect="openai", platform=platform)
+        stream = await until_client_leaves(
+            request, chat.stream(auth, req, dialect="openai", platform=platform)
+        )
         headers["x-llmage-usage-id"] = stream.usage_id
         return EventStreamResponse(_events(stream, req.include_usage), headers)
-    result = await chat.complete(auth, req, dialect="openai", platform=platform)
+    result = await until_client_leaves(
+        request, chat.complete(auth, req, dialect="openai", platform=platform)
+    )
     headers["x-llmage-usage-id"] = result.usage_id
     return JSONBytes(result.body, headers=headers)

@@ -15,31 +15,50 @@ from typing import Any
 
 from llmage.dialects.openai.task_detail import task_error, unix
 from llmage.dialects.openai.video_translate import candidate_entries
-from llmage.dialects.submission import bool_param, convert_files, to_media
+from llmage.dialects.submission import CALLBACK_URL, bool_param, controls, convert_files, to_media
 from llmage.domain.catalog import Catalog, ModelEntry, ModelKind
 from llmage.domain.errors import InvalidParameter, LlmageError, UpstreamError, UpstreamKind
+from llmage.domain.params import ParamSpec, check_value, read_fields
 from llmage.domain.tasks import MediaSource, TaskDraft, TaskRow, openai_status
 
 IMAGE_KINDS = (ModelKind.T2I, ModelKind.I2I)
 RESPONSE_FORMATS = ("b64_json", "url")
-_CONTROL = frozenset({"model", "response_format", "async", "callback_url"})
-_OPENAI_ONLY = frozenset(
-    {
-        "quality",
-        "style",
-        "background",
-        "output_format",
-        "output_compression",
-        "moderation",
-        "user",
-        "partial_images",
-        "input_fidelity",
-        "safety_identifier",
-        "complexity",
-        "frame_count",
-        "frame_duration_ms",
-        "svg",
-    }
+_RESPONSE_FORMAT = ParamSpec("response_format", "string", enum=RESPONSE_FORMATS)
+# OpenAI's own fields, read here; the rest are the model's parameters.
+_CONTROL = (
+    ParamSpec("model", "string", required=True, max_length=128),
+    _RESPONSE_FORMAT,
+    ParamSpec("async", "boolean"),
+    CALLBACK_URL,
+)
+# OpenAI-only knobs with no parameter in the model: checked, then dropped rather than sent
+# upstream (unless the model has a parameter of that name: then its own spec rules).
+_OPENAI_ONLY = (
+    *(
+        ParamSpec(name, "string")
+        for name in (
+            "quality",
+            "style",
+            "background",
+            "output_format",
+            "moderation",
+            "user",
+            "input_fidelity",
+            "safety_identifier",
+            "complexity",
+        )
+    ),
+    *(
+        ParamSpec(name, "integer", minimum=0)
+        for name in ("output_compression", "partial_images", "frame_count", "frame_duration_ms")
+    ),
+    ParamSpec("svg", "boolean"),
+)
+# OpenAI fields passed on to the model: checked here when the model has no spec of its own.
+_OPENAI_TYPED = (
+    ParamSpec("prompt", "string"),
+    ParamSpec("size", "string", max_length=32),
+    ParamSpec("n", "integer", minimum=1, maximum=10),
 )
 _REFUSED = ("mask", "markup")
 
@@ -47,13 +66,7 @@ _REFUSED = ("mask", "markup")
 def response_format(value: Any) -> str:
     if value in (None, ""):
         return "b64_json"
-    if value not in RESPONSE_FORMATS:
-        raise InvalidParameter(
-            f"Invalid value for parameter 'response_format': {value}",
-            param="response_format",
-            allowed=RESPONSE_FORMATS,
-        )
-    return str(value)
+    return str(check_value(_RESPONSE_FORMAT, value))
 
 
 def is_async(query_value: str | None, body_value: Any) -> bool:
@@ -98,21 +111,18 @@ def image_draft(
     edit: bool,
     platform: str | None = None,
 ) -> TaskDraft:
-    body = dict(fields)
-    model = body.get("model")
-    model = model if isinstance(model, str) and model else None
+    control, body = controls(fields, _CONTROL)
+    model: str = control["model"]
     for name in _REFUSED:
         if body.pop(name, None) not in (None, ""):
             raise InvalidParameter(f"'{name}' is not supported", param=name)
     stream = body.pop("stream", None)
     if stream not in (None, "") and bool_param(stream, "stream"):
         raise InvalidParameter("Streaming image generation is not supported", param="stream")
-    claimed = _claimed(candidate_entries(catalog, model, IMAGE_KINDS)) if model else set()
-    raw = {
-        k: v
-        for k, v in body.items()
-        if k not in _CONTROL and (k not in _OPENAI_ONLY or k in claimed)
-    }
+    claimed = _claimed(candidate_entries(catalog, model, IMAGE_KINDS))
+    read_fields([s for s in (*_OPENAI_ONLY, *_OPENAI_TYPED) if s.name not in claimed], body)
+    dropped = {spec.name for spec in _OPENAI_ONLY} - claimed
+    raw = {k: v for k, v in body.items() if k not in dropped}
     if edit:
         image = raw.pop("image", None)
         media = to_media(image, "image")
@@ -125,13 +135,12 @@ def image_draft(
     raw = convert_files(raw, slots)
     if model and raw.get("size") not in (None, ""):
         raw["size"] = size_value(raw["size"], likely_image_entry(catalog, model, raw))
-    callback = body.get("callback_url")
     return TaskDraft(
         kind="image",
         raw=raw,
         model=model,
         platform=platform,
-        callback_url=str(callback) if callback else None,
+        callback_url=control.get("callback_url"),
     )
 
 

@@ -24,10 +24,10 @@ from llmage.dialects.openai.image_translate import (
     is_async,
     response_format,
 )
-from llmage.dialects.openai.task_detail import is_file_ref
 from llmage.dialects.openai.videos import base_url, detail_of, owned_task, wants_detail
-from llmage.dialects.submission import file_slots, read_submission
+from llmage.dialects.submission import file_slots, idempotency_key, read_submission
 from llmage.domain.errors import UpstreamError, UpstreamKind
+from llmage.domain.stored_files import slot_files
 from llmage.domain.tasks import TaskRow, TaskStatus
 
 router = APIRouter(prefix="/v1", tags=["OpenAI"])
@@ -56,14 +56,12 @@ async def image_items(
     request: Request, row: TaskRow, fmt: str, *, data_uri: bool
 ) -> list[dict[str, Any]]:
     p = platform_of(request)
-    refs = [r for r in (row.outputs or {}).get("images", []) if is_file_ref(r)]
+    images = row.outputs.get("images")
+    files = slot_files(images) if images is not None else ()
     if fmt == "url":
         root = base_url(request)
-        return [{"url": p.media.url(r, root, f"image{i + 1}")} for i, r in enumerate(refs)]
-    return [
-        b64_item(await p.storage.read_all(str(r["key"])), str(r["content_type"]), data_uri=data_uri)
-        for r in refs
-    ]
+        return [{"url": p.media.url(f, root, f"image{i + 1}")} for i, f in enumerate(files)]
+    return [b64_item(await p.media.read_all(f), f.content_type, data_uri=data_uri) for f in files]
 
 
 async def create_image(
@@ -77,7 +75,7 @@ async def create_image(
     slots = file_slots(p.catalog)
     draft = image_draft(fields, p.catalog, slots, edit=edit, platform=platform)
     row = await p.tasks.submit(
-        auth, draft, dialect="openai", idempotency_key=request.headers.get("idempotency-key")
+        auth, draft, dialect="openai", idempotency_key=idempotency_key(request)
     )
     if run_async:
         return JSONBytes(image_task(row, None))

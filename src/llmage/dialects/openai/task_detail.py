@@ -3,37 +3,34 @@ small pieces the OpenAI video and image views share (timestamps, the task's erro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from llmage.domain.money import format_amount
+from llmage.domain.stored_files import StoredFile
 from llmage.domain.tasks import TaskRow
 
-# (stored file reference, a name for the download) -> a signed URL
-UrlOf = Callable[[Mapping[str, Any], str], str]
+# (a stored file from the task's own records, a name for the download) -> a signed URL
+UrlOf = Callable[[StoredFile, str], str]
 
 
 def unix(ms: int | None) -> int | None:
     return None if ms is None else ms // 1000
 
 
-def is_file_ref(value: Any) -> bool:
-    return isinstance(value, dict) and "key" in value and "content_type" in value
-
-
-def public_params(params: Mapping[str, Any], url_of: UrlOf | None) -> dict[str, Any]:
-    """Task params as a client may see them: stored file references become signed URLs (or
-    are left out without `url_of`); storage keys never leave the server."""
-    out: dict[str, Any] = {}
-    for name, value in params.items():
-        if is_file_ref(value):
-            if url_of is not None:
-                out[name] = url_of(value, name)
-        elif isinstance(value, list) and value and all(is_file_ref(v) for v in value):
-            if url_of is not None:
-                out[name] = [url_of(v, f"{name}{i + 1}") for i, v in enumerate(value)]
+def public_params(row: TaskRow, url_of: UrlOf | None) -> dict[str, Any]:
+    """Task params as a client may see them: its plain values as sent, and its input files
+    (from the task's own records, never from params) as signed URLs, or left out without
+    `url_of`. Storage keys never leave the server."""
+    out: dict[str, Any] = dict(row.params)
+    for name, slot in row.inputs.items():
+        out.pop(name, None)
+        if url_of is None:
+            continue
+        if isinstance(slot, tuple):
+            out[name] = [url_of(f, f"{name}{i + 1}") for i, f in enumerate(slot)]
         else:
-            out[name] = value
+            out[name] = url_of(slot, name)
     return out
 
 
@@ -52,7 +49,7 @@ def task_detail(row: TaskRow, currency: str, url_of: UrlOf | None) -> dict[str, 
         "model": row.model,
         "platform": row.platform,
         "native_status": row.status.public.value,
-        "params": public_params(row.params, url_of),
+        "params": public_params(row, url_of),
         "usage": row.usage,
         "quoted": format_amount(row.quoted),
         "charged": None if row.charged is None else format_amount(row.charged),

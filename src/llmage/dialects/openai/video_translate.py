@@ -24,13 +24,20 @@ from llmage.dialects.openai.video_sizes import (
     seconds_params,
     size_params,
 )
-from llmage.dialects.submission import convert_files, to_media
+from llmage.dialects.submission import CALLBACK_URL, controls, convert_files, to_media
 from llmage.domain.catalog import Catalog, ModelEntry, ModelKind
-from llmage.domain.errors import InvalidParameter, MissingParameter
+from llmage.domain.errors import InvalidParameter
+from llmage.domain.params import ParamSpec
 from llmage.domain.tasks import MediaSource, TaskDraft, TaskRow, TaskStatus, openai_status
 
 VIDEO_KINDS = (ModelKind.T2V, ModelKind.I2V, ModelKind.R2V)
-_CONTROL = ("model", "seconds", "size", "callback_url")
+# OpenAI's own fields, read here; the rest are the model's parameters.
+_CONTROL = (
+    ParamSpec("model", "string", required=True, max_length=128),
+    ParamSpec("seconds", "string", max_length=16),
+    ParamSpec("size", "string", max_length=32),
+    CALLBACK_URL,
+)
 
 
 # -- model choice (mirrors TaskService: the inputs decide t2v / i2v / r2v) ----------------------
@@ -132,13 +139,11 @@ def video_draft(
     *,
     platform: str | None = None,
 ) -> TaskDraft:
-    body = dict(fields)
-    model = body.get("model")
-    if not model or not isinstance(model, str):
-        raise MissingParameter("model")
-    refs = input_reference(body)
-    seconds, size = body.get("seconds"), body.get("size")
-    raw = convert_files({k: v for k, v in body.items() if k not in _CONTROL}, slots)
+    control, rest = controls(fields, _CONTROL)
+    refs = input_reference(rest)
+    model: str = control["model"]
+    seconds, size = control.get("seconds"), control.get("size")
+    raw = convert_files(rest, slots)
     if refs:
         placed = place_references(candidate_entries(catalog, model, VIDEO_KINDS), refs)
         for slot, value in placed.items():
@@ -152,13 +157,12 @@ def video_draft(
         raw["duration"] = seconds_params(seconds, entry, raw)
     if size not in (None, "") and entry is not None:
         raw.update(size_params(size, entry, raw))
-    callback = body.get("callback_url")
     return TaskDraft(
         kind="video",
         raw=raw,
         model=model,
         platform=platform,
-        callback_url=str(callback) if callback else None,
+        callback_url=control.get("callback_url"),
     )
 
 

@@ -7,7 +7,6 @@ the official SDK's `create_and_poll` paces itself. Another user's video is a 404
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter
@@ -15,25 +14,31 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from llmage.dialects.http import JSONBytes, authenticate, platform_of
-from llmage.dialects.media.routes import media as serve_media
-from llmage.dialects.openai.task_detail import is_file_ref, task_detail
+from llmage.dialects.media.routes import serve
+from llmage.dialects.openai.task_detail import task_detail
 from llmage.dialects.openai.video_translate import (
     deleted_object,
     video_draft,
     video_object,
     video_page,
 )
-from llmage.dialects.submission import bool_param, file_slots, read_submission
-from llmage.domain.errors import InvalidParameter, InvalidRequest, MissingParameter, NotFound
+from llmage.dialects.submission import (
+    bool_param,
+    file_slots,
+    idempotency_key,
+    read_submission,
+)
+from llmage.domain.errors import InvalidParameter, InvalidRequest, NotFound
+from llmage.domain.params import ParamSpec, read_fields
 from llmage.domain.principal import KeyAuth
-from llmage.domain.tasks import MediaSource, TaskRow, TaskStatus
-from llmage.storage.signing import sign
+from llmage.domain.stored_files import StoredFile
+from llmage.domain.tasks import TaskRow, TaskStatus
 
 router = APIRouter(prefix="/v1", tags=["OpenAI"])
 
 POLL_AFTER_MS = "1000"
+_REMIX = (ParamSpec("prompt", "string", required=True),)
 VARIANTS = {"video": "video", "thumbnail": "cover"}
-_EXT = {"video/mp4": "mp4", "image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 CREATE_DOC: dict[str, Any] = {
     "requestBody": {
         "content": {
@@ -77,8 +82,8 @@ def detail_of(request: Request, row: TaskRow) -> dict[str, Any]:
     p = platform_of(request)
     root = base_url(request)
 
-    def url_of(ref: Mapping[str, Any], name: str) -> str:
-        return p.media.url(ref, root, name)
+    def url_of(file: StoredFile, name: str) -> str:
+        return p.media.url(file, root, name)
 
     return task_detail(row, p.settings.currency, url_of)
 
@@ -97,7 +102,7 @@ async def create_video(request: Request, platform: str | None = None) -> Respons
     fields = await read_submission(request, p.settings.max_upload_bytes)
     draft = video_draft(fields, p.catalog, file_slots(p.catalog), platform=platform)
     row = await p.tasks.submit(
-        auth, draft, dialect="openai", idempotency_key=request.headers.get("idempotency-key")
+        auth, draft, dialect="openai", idempotency_key=idempotency_key(request)
     )
     return JSONBytes(video_object(row), headers=_headers(row))
 
@@ -146,34 +151,15 @@ async def video_content(request: Request, video_id: str) -> Response:
             param="variant",
             allowed=tuple(VARIANTS),
         )
-    outputs = (row.outputs or {}) if row.status is TaskStatus.SUCCEEDED else {}
-    ref = outputs.get(VARIANTS.get(variant, ""))
-    if ref is None or not is_file_ref(ref):
+    outputs = row.outputs if row.status is TaskStatus.SUCCEEDED else {}
+    file = outputs.get(VARIANTS.get(variant, ""))
+    if not isinstance(file, StoredFile):
         if row.status is TaskStatus.SUCCEEDED:
             raise NotFound(f"Video '{video_id}' has no {variant}", param="variant")
         raise NotFound(f"Video '{video_id}' is not ready (status {row.status.value})")
-    p = platform_of(request)
-    ctype = str(ref["content_type"])
-    filename = f"{row.id}{'' if variant == 'video' else '-' + variant}.{_EXT.get(ctype, 'bin')}"
-    token = sign(str(ref["key"]), ctype, filename, p.settings.media_url_ttl, p.media_secret)
-    return await serve_media(token, request)
-
-
-def _is_files(value: Any) -> bool:
-    return is_file_ref(value) or (
-        isinstance(value, list) and bool(value) and all(is_file_ref(v) for v in value)
-    )
-
-
-async def _stored_media(request: Request, value: Any) -> Any:
-    """A stored file reference back to a MediaSource (read from our storage), for a remix."""
-    storage = platform_of(request).storage
-    if is_file_ref(value):
-        data = await storage.read_all(str(value["key"]))
-        return MediaSource(data=data, content_type=str(value["content_type"]))
-    if _is_files(value):
-        return [await _stored_media(request, v) for v in value]
-    return value
+    links = platform_of(request).media.links
+    name = row.id if variant == "video" else f"{row.id}-{variant}"
+    return await serve(await links.describe(links.grant(file, name)), request)
 
 
 async def remix_video(request: Request, video_id: str, platform: str | None = None) -> Response:
@@ -182,33 +168,33 @@ async def remix_video(request: Request, video_id: str, platform: str | None = No
     auth, original = await owned_task(request, video_id, "video")
     p = platform_of(request)
     fields = await read_submission(request, p.settings.max_upload_bytes)
-    prompt = fields.get("prompt")
-    if not prompt or not isinstance(prompt, str):
-        raise MissingParameter("prompt")
+    prompt = read_fields(_REMIX, fields)["prompt"]
     if original.status is not TaskStatus.SUCCEEDED:
         raise InvalidRequest(
             f"Video '{video_id}' cannot be remixed until it has completed", param="video_id"
         )
     new_refs = any(k.startswith("input_reference") for k in fields)
-    base = {k: v for k, v in original.params.items() if not (new_refs and _is_files(v))}
     if new_refs:
         body = {
-            **base,
+            **original.params,
             **{k: v for k, v in fields.items() if k.startswith("input_reference")},
             "model": original.model,
             "prompt": prompt,
         }
         draft = video_draft(body, p.catalog, file_slots(p.catalog))
     else:
-        raw = {k: await _stored_media(request, v) for k, v in base.items()}
+        # The original's own stored inputs, read back from its records.
+        files = {name: await p.media.reopen(slot) for name, slot in original.inputs.items()}
         draft = video_draft(
-            {**raw, "model": original.model, "prompt": prompt}, p.catalog, frozenset()
+            {**original.params, **files, "model": original.model, "prompt": prompt},
+            p.catalog,
+            frozenset(),
         )
         draft.llmid = original.llmid  # exactly the original's entry
     draft.remix_of = original.id
     draft.platform = platform or original.platform
     row = await p.tasks.submit(
-        auth, draft, dialect="openai", idempotency_key=request.headers.get("idempotency-key")
+        auth, draft, dialect="openai", idempotency_key=idempotency_key(request)
     )
     return JSONBytes(video_object(row), headers=_headers(row))
 

@@ -8,7 +8,7 @@ was submitted with: polls use the same one) and `upstream_state` (JSON: what the
 to poll, e.g. Jimeng's req_key).
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0005 (the newest on this branch when written)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

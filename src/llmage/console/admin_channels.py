@@ -1,17 +1,20 @@
-"""`/api/admin/channels`: the `llmage channel ...` operations as JSON, for the console and
-scripts. Same service, same checks, same views (never a secret); errors in the OpenAI-style
-`{"error": {...}}` shape naming the field."""
+"""`/api/admin/channels` and `/api/admin/providers`: the `llmage channel ...` operations as JSON,
+for the console and scripts. Same service, same checks, same views (never a secret).
+
+Every route takes `AdminUser` (console/session.py: an admin's session with CSRF, or an admin's
+API key); errors are the console's `{"error": {...}}` naming the field."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
-from llmage.dialects.admin.auth import require_admin
-from llmage.dialects.http import JSONBytes, platform_of
+from llmage.console.session import console_platform as platform_of
+from llmage.console.session import require_admin
 from llmage.domain.credentials import Credentials, from_fields
 from llmage.domain.errors import InvalidParameter
 from llmage.providers.registry import PROVIDERS
@@ -63,8 +66,8 @@ class ChannelUpdate(CredentialFields):
 
 
 @router.get("/providers", summary="Providers the registry holds (admin)")
-async def providers() -> JSONBytes:
-    return JSONBytes(
+async def providers() -> JSONResponse:
+    return JSONResponse(
         {
             "data": [
                 {
@@ -82,13 +85,13 @@ async def providers() -> JSONBytes:
 
 
 @router.get("/channels", summary="List channels (admin)")
-async def list_channels(request: Request) -> JSONBytes:
+async def list_channels(request: Request) -> JSONResponse:
     views = await platform_of(request).channel_ops.views()
-    return JSONBytes({"data": [v.as_dict() for v in views]})
+    return JSONResponse({"data": [v.as_dict() for v in views]})
 
 
 @router.post("/channels", status_code=201, summary="Add a channel (admin)")
-async def add_channel(body: ChannelCreate, request: Request) -> JSONBytes:
+async def add_channel(body: ChannelCreate, request: Request) -> JSONResponse:
     view = await platform_of(request).channel_ops.add(
         name=body.name,
         provider=body.provider,
@@ -101,40 +104,42 @@ async def add_channel(body: ChannelCreate, request: Request) -> JSONBytes:
         priority=body.priority,
         weight=body.weight,
     )
-    return JSONBytes(view.as_dict(), status_code=201)
+    return JSONResponse(view.as_dict(), status_code=201)
 
 
 @router.get("/channels/{channel}", summary="One channel (admin)")
-async def show_channel(channel: str, request: Request) -> JSONBytes:
-    return JSONBytes((await platform_of(request).channel_ops.show(channel)).as_dict())
+async def show_channel(channel: str, request: Request) -> JSONResponse:
+    return JSONResponse((await platform_of(request).channel_ops.show(channel)).as_dict())
 
 
 @router.patch("/channels/{channel}", summary="Change a channel (admin)")
-async def update_channel(channel: str, body: ChannelUpdate, request: Request) -> JSONBytes:
+async def update_channel(channel: str, body: ChannelUpdate, request: Request) -> JSONResponse:
     fields = body.model_dump(exclude={"api_key", "access_key", "secret_key", "api_keys"})
     view = await platform_of(request).channel_ops.update(
         channel, credentials=body.credentials(), **fields
     )
-    return JSONBytes(view.as_dict())
+    return JSONResponse(view.as_dict())
 
 
 @router.post("/channels/{channel}/enable", summary="Route to a channel again (admin)")
-async def enable_channel(channel: str, request: Request) -> JSONBytes:
-    return JSONBytes((await platform_of(request).channel_ops.set_enabled(channel, True)).as_dict())
+async def enable_channel(channel: str, request: Request) -> JSONResponse:
+    return JSONResponse(
+        (await platform_of(request).channel_ops.set_enabled(channel, True)).as_dict()
+    )
 
 
 @router.post("/channels/{channel}/disable", summary="Stop routing to a channel (admin)")
-async def disable_channel(channel: str, request: Request) -> JSONBytes:
+async def disable_channel(channel: str, request: Request) -> JSONResponse:
     view = await platform_of(request).channel_ops.set_enabled(channel, False)
-    return JSONBytes(view.as_dict())
+    return JSONResponse(view.as_dict())
 
 
 @router.post("/channels/{channel}/test", summary="A real minimal upstream call (admin)")
-async def test_channel(channel: str, request: Request) -> JSONBytes:
-    return JSONBytes((await platform_of(request).channel_ops.test(channel)).as_dict())
+async def test_channel(channel: str, request: Request) -> JSONResponse:
+    return JSONResponse((await platform_of(request).channel_ops.test(channel)).as_dict())
 
 
 @router.delete("/channels/{channel}", summary="Remove a channel (admin)")
-async def remove_channel(channel: str, request: Request, force: bool = False) -> JSONBytes:
+async def remove_channel(channel: str, request: Request, force: bool = False) -> JSONResponse:
     view = await platform_of(request).channel_ops.remove(channel, force=force)
-    return JSONBytes({"id": view.id, "name": view.name, "deleted": True})
+    return JSONResponse({"id": view.id, "name": view.name, "deleted": True})

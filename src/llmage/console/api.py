@@ -1,0 +1,17 @@
+"""The console JSON API: every `/api/...` router, in one list for the app to include."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from llmage.console.account_routes import router as account_router
+from llmage.console.admin_channels import router as admin_channels_router
+from llmage.console.admin_users import router as admin_users_router
+from llmage.console.auth_routes import router as auth_router
+
+ROUTERS: tuple[APIRouter, ...] = (
+    auth_router,
+    account_router,
+    admin_users_router,
+    admin_channels_router,
+)

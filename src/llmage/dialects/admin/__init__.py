@@ -1,1 +1,0 @@
-"""The admin JSON API (`/api/admin/...`): operations for operators and the console."""
