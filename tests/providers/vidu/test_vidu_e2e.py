@@ -306,32 +306,40 @@ def test_concurrency_limit_at_create_is_retried(stack: Stack, up: ViduFake) -> N
     assert len(creates(up)) == 2 and up.creates == 1  # the 429 created nothing
 
 
-def test_a_lost_create_reply_is_recovered_by_its_payload_never_resent(
+def test_creates_of_unknown_outcome_are_looked_up_by_payload_never_resent(
     stack: Stack, up: ViduFake
 ) -> None:
-    """Vidu made the task, then the reply was a 500: the gateway finds the task in the list
-    by the payload (our task id) and finishes it, charged once."""
-    up.fail_after_create = 1
-    ran = run(stack, lambda a: native(stack, a, T2V))
-    assert ran.done["status"] == "SUCCEEDED", ran.done
-    assert len(creates(up)) == 1 and up.creates == 1
-    listing = [s for s in up.requests if s.op == "list"]
-    assert len(listing) == 1 and listing[0].query["pager.pagesz"] == "100"
-    (task,) = up.tasks.values()
-    row = stack.admin.call(stack.platform.task_repo.get(ran.taskid))
-    assert row is not None and row.upstream_id == task.id
-    assert ran.charged == 120 * 20_000  # 720p 4 s: 30 credits/s
-    assert stack.reconcile() == []
-
-
-def test_a_5xx_create_that_made_nothing_fails_unbilled(stack: Stack, up: ViduFake) -> None:
+    """Two creates answered 500 after Vidu took the body. The first made nothing: the list
+    has no task with its payload, so it fails unbilled. The second made the task before the
+    500: the gateway finds it in the list by the payload (our task id) and finishes it,
+    charged once. Neither create is ever sent again. (Both wait out the recovery delay
+    together.)"""
     up.fail_next("create", 500, {"code": 500, "reason": "InternalServiceFailure",
                                  "message": "internal error"})  # fmt: skip
-    ran = run(stack, lambda a: native(stack, a, T2V))
-    assert ran.done["status"] == "FAILED"
-    assert ran.done["error"]["code"] == "submit_lost"
-    assert len(creates(up)) == 1 and any(s.op == "list" for s in up.requests)
-    assert ran.charged == 0
+    up.fail_after_create = 1
+    lost, made = account(stack), account(stack)
+    before = stack.balance(made.user_id)[0]
+    lost_id = native(stack, lost, {**T2V, "prompt": "never made"})
+    deadline = time.monotonic() + 30
+    while len(creates(up)) < 1:  # in this order: the injected 500 answers the first create
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    made_id = native(stack, made, {**T2V, "prompt": "made, reply lost"})
+    failed, done = finish(stack, lost, lost_id), finish(stack, made, made_id)
+
+    assert failed["status"] == "FAILED" and failed["error"]["code"] == "submit_lost"
+    assert stack.wait_settled(lost.user_id)[1] == 0
+    assert done["status"] == "SUCCEEDED", done
+    assert len(creates(up)) == 2 and up.creates == 1  # one create each, never resent
+    listing = [s for s in up.requests if s.op == "list"]
+    assert len(listing) == 2 and {s.query["pager.pagesz"] for s in listing} == {"100"}
+    (task,) = up.tasks.values()
+    assert task.body["payload"] == made_id
+    row = stack.admin.call(stack.platform.task_repo.get(made_id))
+    assert row is not None and row.upstream_id == task.id
+    charged = before - stack.wait_settled(made.user_id)[0]
+    assert charged == 120 * 20_000  # 720p 4 s: 30 credits/s
+    assert stack.reconcile() == []
 
 
 def test_a_task_gone_upstream_ends_and_refunds(stack: Stack, up: ViduFake) -> None:
