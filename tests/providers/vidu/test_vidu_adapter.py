@@ -19,7 +19,7 @@ from llmage.providers.contract import Channel
 from llmage.providers.executor import SubmitOutcomeUnknown, TaskExecutor
 from llmage.providers.tasks import MediaInput, TaskJob, TaskRef
 from llmage.providers.upstream import MockUpstream, TransportFailure
-from llmage.providers.vidu.adapter import ViduAdapter, tier
+from llmage.providers.vidu.adapter import ViduAdapter, tier, usage
 from llmage.providers.wire import UpstreamReply, UpstreamRequest
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -315,6 +315,16 @@ async def test_error_kinds(case: dict[str, Any]) -> None:
     assert caught.value.retry_after == case.get("retry_after")
     if isinstance(case["body"], dict):
         assert caught.value.upstream_code == case["body"]["reason"]
+
+
+def test_usage_reads_numbers_in_any_spelling_and_ignores_nonsense() -> None:
+    spelled = {"credits": "96", "off_peak": "yes", "creations": [{"video": {
+        "duration": "5.04", "resolution": {"width": "1920.0", "height": 1080}}}]}  # fmt: skip
+    assert usage(spelled) == Usage(
+        credits=96, seconds=5, width=1920, height=1080, resolution="1080p"
+    )  # off_peak that is not a boolean is not reported
+    assert usage({"credits": "inf", "creations": [{"video": {"duration": -1}}]}) == Usage()
+    assert usage({"credits": 12.5}) == Usage(credits=12.5)
 
 
 def test_resolution_tiers() -> None:

@@ -17,6 +17,7 @@ that payload. Cancel: `POST /ent/v2/tasks/{id}/cancel` (only before Vidu schedul
 from __future__ import annotations
 
 import logging
+import math
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -62,9 +63,10 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         return None
+    return number if math.isfinite(number) else None
 
 
 def _whole(value: float) -> float:
@@ -89,14 +91,15 @@ def usage(data: Any) -> Usage:
     off_peak = dig(data, "off_peak")
     video = dig(data, "creations", 0, "video")
     seconds = _number(dig(video, "duration"))
-    width, height = dig(video, "resolution", "width"), dig(video, "resolution", "height")
+    width = _number(dig(video, "resolution", "width"))
+    height = _number(dig(video, "resolution", "height"))
     return Usage(
         credits=_whole(credits) if credits is not None and credits > 0 else None,
         off_peak=off_peak if isinstance(off_peak, bool) else None,
         # Vidu's clip runs a few frames over the whole seconds it was asked for and billed.
         seconds=round(seconds) if seconds is not None and seconds >= 0.5 else None,
-        width=int(width) if _number(width) else None,
-        height=int(height) if _number(height) else None,
+        width=int(width) if width else None,
+        height=int(height) if height else None,
         resolution=tier(width, height),
     )
 
