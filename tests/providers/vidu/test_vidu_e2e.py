@@ -251,35 +251,33 @@ def test_output_moderation_is_a_clear_refusal_refunded(stack: Stack, up: ViduFak
 
 
 def test_input_moderation_at_create_fails_with_the_reason(stack: Stack, up: ViduFake) -> None:
-    up.fail_next("create", 400, {"code": 400, "reason": "TaskPromptPolicyViolation",
-                                 "message": "prompt violates the policy"})  # fmt: skip
-    ran = run(stack, lambda a: native(stack, a, T2V))
+    ran = run(stack, lambda a: native(stack, a, {**T2V, "prompt": "a forbidden-topic"}))
     assert ran.done["status"] == "FAILED"
     assert ran.done["error"]["code"] == "input_moderation"
-    assert "prompt violates the policy" in ran.done["error"]["message"]
+    assert "prompt violates the content policy" in ran.done["error"]["message"]
     assert ran.charged == 0 and up.creates == 0
 
 
-def _scrape() -> Callable[[str], str]:
-    def get(url: str) -> str:
-        return httpx.get(url + "/metrics", timeout=TIMEOUT).text
-
-    return get
+def metrics(stack: Stack) -> str:
+    return httpx.get(stack.url + "/metrics", timeout=TIMEOUT).text
 
 
 def test_upstream_out_of_credits_is_a_channel_problem_never_billed(
     stack: Stack, up: ViduFake
 ) -> None:
     """`CreditInsufficient` comes as HTTP 400 like a bad field, but it is OUR account's."""
-    up.fail_next("create", 400, {"code": 400, "reason": "CreditInsufficient",
-                                 "message": "credit insufficient"})  # fmt: skip
+    up.credit_balance = 150  # one 720p 4 s task takes 120 credits (30 a second)
+    healthy = f'llmage_channel_healthy{{channel="vidu-{stack.backend}"}}'
+    first = run(stack, lambda a: native(stack, a, T2V))
+    assert first.done["status"] == "SUCCEEDED" and up.credit_balance == 30
+    assert f"{healthy} 1.0" in metrics(stack)
     ran = run(stack, lambda a: native(stack, a, T2V))
     assert ran.done["status"] == "FAILED"
     assert ran.done["error"]["code"] == "upstream_quota"
     assert "credit insufficient" not in ran.done["error"]["message"]  # our words, not Vidu's
-    assert ran.charged == 0
-    scrape = _scrape()(stack.url)
-    assert f'llmage_channel_healthy{{channel="vidu-{stack.backend}"}} 0.0' in scrape
+    assert ran.charged == 0 and up.creates == 1
+    scrape = metrics(stack)
+    assert f"{healthy} 0.0" in scrape
     assert f'channel="vidu-{stack.backend}",op="submit",outcome="upstream_quota"' in scrape
 
 
@@ -294,7 +292,7 @@ def test_wrong_key_marks_the_channel_unhealthy_and_charges_nothing(
     assert ran.charged == 0 and up.creates == 0
     (sent,) = creates(up)
     assert sent.headers["Authorization"] == "Token vidu-wrong-key-000000000000"
-    scrape = _scrape()(stack.url)
+    scrape = metrics(stack)
     assert f'llmage_channel_healthy{{channel="vidu-badkey-{stack.backend}"}} 0.0' in scrape
 
 

@@ -11,7 +11,9 @@ adapter should not send gets through. Errors are `{code, reason, message, metada
 Tasks move one state per poll (created → queueing → processing → success, or failed with an
 `err_code`; output moderation is `CreationPolicyViolation`), echo our `payload`, are listed
 newest first by `GET /ent/v2/tasks` (window and page size as Vidu's), can be cancelled while
-not yet scheduled, and bill `credits` on success from a per-second table (off-peak halves it).
+not yet scheduled, and bill `credits` on success from a per-second table (off-peak halves it)
+out of the account's `credit_balance` (a create it cannot cover: 400 `CreditInsufficient`). A
+prompt with a `BANNED` word is refused by its content review (`TaskPromptPolicyViolation`).
 Results are a real MP4 and a distinct JPEG cover at URLs that expire (`expire_files()`).
 """
 
@@ -65,6 +67,7 @@ def _jpeg(color: tuple[int, int, int]) -> bytes:
 COVER = _jpeg((200, 40, 90))  # Vidu's own cover: not the first frame of the video
 # created (first poll), queueing, processing, success: every documented state once
 ALL_STATES = Lifecycle(("queued", "queued", "running", "succeeded"))
+BANNED = ("forbidden-topic",)  # prompts the fake's content review refuses
 
 
 def error(status: int, reason: str, message: str) -> web.Response:
@@ -112,6 +115,8 @@ class ViduFake(FakeUpstream):
         self.report_credits: int | None = None  # override the credits a success bills
         self.fail_after_create = 0  # creates that make a task, then answer 500 (lost reply)
         self.cancelled: list[str] = []
+        self.credit_balance: int | None = None  # the account's credits; None: unlimited
+        self.billed: set[str] = set()
 
     def reset(self) -> None:
         self.lifecycle = ALL_STATES
@@ -125,6 +130,7 @@ class ViduFake(FakeUpstream):
         self.report_credits = None
         self.fail_after_create = 0
         self.cancelled.clear()
+        self.credit_balance = None
 
     def check_auth(self, request: web.Request, body: bytes) -> web.StreamResponse | None:
         if request.headers.get("Authorization") == f"Token {self.api_key}":
@@ -156,6 +162,11 @@ class ViduFake(FakeUpstream):
         refused = self._validate(path, body)
         if refused is not None:
             return refused
+        if any(word in str(body.get("prompt", "")) for word in BANNED):
+            return error(400, "TaskPromptPolicyViolation", "prompt violates the content policy")
+        estimate = credits_for(body, body["model"])
+        if self.credit_balance is not None and self.credit_balance < estimate:
+            return error(400, "CreditInsufficient", "credit insufficient")
         task = self.new_task(body, prefix="vidu")
         self.endpoint[task.id] = path
         await self.created()
@@ -166,7 +177,7 @@ class ViduFake(FakeUpstream):
             **body,
             "task_id": task.id,
             "state": "created",
-            "credits": credits_for(body, body["model"]),  # the pre-charge estimate
+            "credits": estimate,  # the pre-charge estimate
             "created_at": iso(task.created_at),
         }
         return web.json_response(reply)
@@ -271,6 +282,9 @@ class ViduFake(FakeUpstream):
                 else credits_for(body, body["model"])
             )
             view["creations"] = [self._creation(task)]
+            if self.credit_balance is not None and task.id not in self.billed:
+                self.credit_balance -= view["credits"]  # deducted on success only
+                self.billed.add(task.id)
         return view
 
     def _creation(self, task: FakeTask) -> dict[str, Any]:
