@@ -201,6 +201,28 @@ async def test_an_extra_of_the_wrong_type_fails_naming_it(
     assert up.requests == []  # nothing was sent
 
 
+@pytest.mark.parametrize(
+    ("model", "files", "duration", "words"),
+    [
+        ("viduq2-turbo", {"image1_file": True, "image2_file": True}, 10, "1-8 seconds"),
+        ("vidu2.0", {}, 5, "4, 8 seconds"),
+        ("viduq3-pro", {}, 17, "1-16 seconds"),
+    ],
+)
+async def test_a_length_the_model_refuses_is_never_sent(
+    model: str, files: dict[str, bool], duration: int, words: str
+) -> None:
+    up = MockUpstream(lambda req: reply(200, fixture("create_text2video.json")))
+    mode = "i2v" if files else "t2v"
+    with pytest.raises(UpstreamError) as caught:
+        await TaskExecutor(up).submit(ADAPTER, channel(), job(mode, model, duration=duration,
+                                                              **files))  # fmt: skip
+    assert caught.value.kind is UpstreamKind.BAD_REQUEST
+    assert "'duration'" in caught.value.message and words in caught.value.message
+    assert up.requests == []
+    await TaskExecutor(up).submit(ADAPTER, channel(), job(mode, model, duration=8, **files))
+
+
 async def test_a_pool_signs_with_the_key_the_task_uses() -> None:
     up = MockUpstream(lambda r: reply(200, fixture("query_processing.json")))
     pooled = channel(credentials=KeyPool(("vidu-pool-key-aaaa", "vidu-pool-key-bbbb")))

@@ -94,6 +94,19 @@ _EXTRAS: dict[str, tuple[Callable[[str, Any], Any], frozenset[str], str]] = {
 }
 
 
+def durations(model: str, path: str) -> range:
+    """The lengths (seconds) Vidu accepts for `model` on `path` (PROVIDERS.md §5). One catalog
+    entry may offer several models (seed 000: viduq3-pro or viduq2-turbo), so the narrower
+    model's limit is checked here, before anything is sent."""
+    if model.startswith("viduq2"):
+        return range(1, 11) if path == TEXT else range(1, 9)
+    if model.startswith("viduq1"):
+        return range(5, 6)
+    if model == "vidu2.0":
+        return range(4, 9, 4)
+    return range(1, 17)
+
+
 def _takes(model: str, who: str) -> bool:
     return who == "all" or (who == "q3") == is_q3(model)
 
@@ -135,7 +148,14 @@ def create_body(job: TaskJob) -> tuple[str, dict[str, Any]]:
     if prompt is not None and str(prompt) != "":
         body["prompt"] = str(prompt)
     if params.get("duration") is not None:
-        body["duration"] = _int("duration", params["duration"])
+        seconds = _int("duration", params["duration"])
+        allowed = durations(model, path)
+        if seconds not in allowed:
+            shown = (
+                ", ".join(map(str, allowed)) if len(allowed) < 4 else f"{allowed[0]}-{allowed[-1]}"
+            )
+            raise _bad("duration", f"must be {shown} seconds for {model} ({seconds} given)")
+        body["duration"] = seconds
     if params.get("resolution"):
         body["resolution"] = str(params["resolution"]).lower()
     if params.get("ratio") and path in _WITH_RATIO:
