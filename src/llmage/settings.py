@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     sim_task_latency_ms: float = 3000.0  # how long a sim video/image job "runs"
     # Tasks (asynchronous generation)
     task_timeout_seconds: int = 3600  # an open task older than this fails and is refunded
+    # ...unless it runs off-peak (`off_peak=Y`, Vidu): the upstream may start it hours later and
+    # cancels (and refunds) it itself after 48 h, so it gets this long instead.
+    task_off_peak_timeout_seconds: int = 49 * 3600
     task_lease_seconds: float = 30.0  # a worker's claim on a task; expired claims are retaken
     task_lease_batch: int = 200
     task_concurrency: int = 512  # steps in flight per process

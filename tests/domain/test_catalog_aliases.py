@@ -146,7 +146,8 @@ def test_seed_004_parameters(catalog: Catalog) -> None:
 def test_seed_002_reference_and_single_image_entries(catalog: Catalog) -> None:
     r2v = _entry(catalog, "viduq3-turbo", R2V)
     images = r2v.param("image_files")
-    assert images is not None and images.required and images.max_items == 7
+    # viduq3-mix takes 1-4 images (PROVIDERS.md §11.8): more is refused here, not upstream.
+    assert images is not None and images.required and images.max_items == 4
     single = _entry(catalog, "viduq3-turbo", I2V)
     first, last = single.param("image1_file"), single.param("image2_file")
     assert first is not None and first.required and last is not None and not last.required

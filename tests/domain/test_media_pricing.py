@@ -205,3 +205,22 @@ def test_settle_prices_price_what_the_upstream_reports() -> None:
     with pytest.raises(ValueError, match="settle"):
         MediaPrice(unit="second", by=None, rates={"*": 1}, settle_unit="credit",
                    settle_rates={"720p": 1})  # fmt: skip
+
+
+def test_settle_multipliers_replace_the_price_multipliers() -> None:
+    """Vidu credits already count the off-peak discount: the credit charge is not halved again,
+    while the hold (per second) still is; without a settle block of its own the price's
+    multipliers apply to the settled charge too."""
+    entry = load_catalog().by_llmid("r0ill7L0s6PtBS8mkmg-7")  # viduq3-pro t2v
+    assert entry is not None and isinstance(entry.price, MediaPrice)
+    assert entry.price.settle_unit == "credit" and entry.price.settle_multipliers == {}
+    off_peak = {"prompt": "x", "resolution": "1080p", "duration": 5, "off_peak": "Y"}
+    assert quote_media(entry, off_peak) == 2_000_000  # 0.8/s x 5 s x 0.5: the hold
+    # 80 credits (16/s off-peak) at 0.025 a credit, no second halving.
+    assert quote_media(entry, {**off_peak, "credits": 80}) == 2_000_000
+    assert quote_media(entry, {**off_peak, "resolution": "720p", "credits": 75}) == 1_500_000
+    price = dataclasses.replace(entry.price, settle_multipliers=None)
+    inherited = dataclasses.replace(entry, price=price)
+    assert quote_media(inherited, {**off_peak, "credits": 80}) == 1_000_000
+    with pytest.raises(ValueError, match="multiplier"):
+        dataclasses.replace(entry.price, settle_multipliers={"off_peak": {"Y": -1}})

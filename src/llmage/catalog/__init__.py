@@ -114,6 +114,15 @@ def _parse_params(
     return tuple(_parse_param(p, f"{where}.params[{i}]") for i, p in enumerate(value))
 
 
+def _multipliers(obj: Any) -> MappingProxyType[str, MappingProxyType[str, Any]]:
+    return MappingProxyType(
+        {
+            str(param): MappingProxyType({str(k): v for k, v in table.items()})
+            for param, table in obj.items()
+        }
+    )
+
+
 def _parse_price(obj: Any, where: str) -> ChatPrice | MediaPrice:
     if not isinstance(obj, dict):
         raise CatalogFormatError(f"{where}: price must be an object")
@@ -122,19 +131,19 @@ def _parse_price(obj: Any, where: str) -> ChatPrice | MediaPrice:
             _check_keys(obj, frozenset({"unit", "by", "rates", "multipliers", "settle"}), where)
             settle = obj.get("settle") or {}
             if settle:
-                _check_keys(settle, frozenset({"unit", "rates"}), f"{where}.settle")
-            multipliers = {
-                str(param): MappingProxyType({str(k): v for k, v in table.items()})
-                for param, table in obj.get("multipliers", {}).items()
-            }
+                _check_keys(settle, frozenset({"unit", "rates", "multipliers"}), f"{where}.settle")
+            multipliers = _multipliers(obj.get("multipliers", {}))
             return MediaPrice(
                 unit=obj["unit"],
                 by=obj.get("by"),
                 rates=MappingProxyType({str(k): v for k, v in obj["rates"].items()}),
-                multipliers=MappingProxyType(multipliers),
+                multipliers=multipliers,
                 settle_unit=settle.get("unit"),
                 settle_rates=MappingProxyType(
                     {str(k): v for k, v in settle.get("rates", {}).items()}
+                ),
+                settle_multipliers=(
+                    _multipliers(settle["multipliers"]) if "multipliers" in settle else None
                 ),
             )
         _check_keys(

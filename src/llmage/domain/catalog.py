@@ -77,6 +77,10 @@ class MediaPrice:
     # picked by the same `by` value; never above the hold.
     settle_unit: str | None = None
     settle_rates: Mapping[str, int] = field(default_factory=dict)
+    # The multipliers of the settled charge; None: the same as `multipliers`. Credits (Vidu)
+    # already count what the upstream discounts (off-peak, a cheaper model), so their entries
+    # set `{}` here: scaling the credits again would discount twice.
+    settle_multipliers: Mapping[str, Mapping[str, float]] | None = None
 
     def __post_init__(self) -> None:
         if self.unit not in PRICE_UNITS:
@@ -88,7 +92,7 @@ class MediaPrice:
         for key, rate in self.rates.items():
             if not isinstance(rate, int) or isinstance(rate, bool) or rate < 0:
                 raise ValueError(f"rate {key!r} must be a non-negative integer of micro-units")
-        for param, table in self.multipliers.items():
+        for param, table in {**self.multipliers, **(self.settle_multipliers or {})}.items():
             for value, factor in table.items():
                 if not isinstance(factor, int | float) or factor < 0:
                     raise ValueError(f"multiplier {param}={value} must be a non-negative number")

@@ -103,17 +103,20 @@ def _settled(price: MediaPrice, params: Mapping[str, object]) -> Fraction | None
 
 def quote_media(entry: ModelEntry, params: Mapping[str, object]) -> int:
     """Price in micro-units of a normalised request: quantity x rate x multipliers, rounded up.
-    With usage the upstream reported (`tokens`, `credits`) and a settle price, that instead."""
+    With usage the upstream reported (`tokens`, `credits`) and a settle price, that instead
+    (scaled by the settle block's own multipliers when it has them)."""
     price = entry.price
     if not isinstance(price, MediaPrice):
         raise TypeError(f"model {entry.llmid} is priced per token, not per media unit")
     settled = _settled(price, params)
-    total = (
-        settled
-        if settled is not None
-        else Fraction(_rate(price, params)) * _quantity(entry, params)
-    )
-    for param, table in price.multipliers.items():
+    multipliers = price.multipliers
+    if settled is None:
+        total = Fraction(_rate(price, params)) * _quantity(entry, params)
+    else:
+        total = settled
+        if price.settle_multipliers is not None:
+            multipliers = price.settle_multipliers
+    for param, table in multipliers.items():
         value = params.get(param)
         if value is None:
             continue

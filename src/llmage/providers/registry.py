@@ -20,6 +20,7 @@ from llmage.providers.sim import SimProvider
 from llmage.providers.sim_tasks import SimTaskAdapter
 from llmage.providers.tasks import TaskAdapter
 from llmage.providers.transport import Transport
+from llmage.providers.vidu.adapter import ViduAdapter
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,9 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
         chat=lambda d: OpenAICompatProvider(d.transport),
         task=BytePlusAdapter,
         default_base_url=BytePlusAdapter.default_base_url,
+    ),
+    ProviderSpec(
+        "vidu", "vidu", ("key", "pool"), task=ViduAdapter, default_base_url="https://api.vidu.cn"
     ),
 )
 

@@ -202,6 +202,7 @@ class Platform:
             media=self.media,
             directory=self.directory,
             timeout_seconds=s.task_timeout_seconds,
+            off_peak_timeout_seconds=s.task_off_peak_timeout_seconds,
             wake=self.poller.wake,
             on_cancel=self.poller.cancel_upstream,
             limits=self.limiter,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +73,7 @@ class TaskService:
         media: MediaService,
         directory: ChannelDirectory,
         timeout_seconds: int,
+        off_peak_timeout_seconds: int = 0,
         wake: Callable[[], None] = lambda: None,
         on_cancel: Callable[[TaskRow], None] = lambda row: None,
         limits: Limiter | None = None,
@@ -83,6 +84,7 @@ class TaskService:
         self._media = media
         self._directory = directory
         self._timeout_ms = timeout_seconds * 1000
+        self._off_peak_timeout_ms = max(timeout_seconds, off_peak_timeout_seconds) * 1000
         self.wake = wake
         self.on_cancel = on_cancel
         self._limits = limits or Limiter()
@@ -212,7 +214,7 @@ class TaskService:
             "callback_url": draft.callback_url,
             "remix_of": draft.remix_of,
             "now": now,
-            "deadline_at": now + self._timeout_ms,
+            "deadline_at": now + self._deadline_ms(q.params),
         }
         hold, stmts = self._ledger.hold_program(
             user_id=auth.user_id,
@@ -241,6 +243,14 @@ class TaskService:
         self.wake()
         assert row is not None
         return row
+
+    def _deadline_ms(self, params: Mapping[str, Any]) -> int:
+        """How long the task may stay open: an off-peak run (Vidu) may start hours later and
+        lasts up to 48 h upstream (PROVIDERS.md §1.2), everything else the normal timeout."""
+        off_peak = params.get("off_peak")
+        if off_peak is True or str(off_peak).strip().upper() in ("Y", "TRUE"):
+            return self._off_peak_timeout_ms
+        return self._timeout_ms
 
     @staticmethod
     def _open_task_guards(auth: KeyAuth) -> list[Stmt]:
