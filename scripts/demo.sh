@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install, then start llmage on its embedded defaults: SQLite under ./var, the built-in `sim`
-# provider, a demo user with balance and an API key printed to the terminal.
+# Install the runtime dependencies only (hashed locks), then start llmage on its embedded
+# defaults: SQLite under ./var, the built-in `sim` provider, a demo user with balance and an API
+# key printed to the terminal.
 #
 # `llmage` itself lives in ./.venv/bin. When ~/.local/bin is on your PATH, a symlink to it is
 # put there (only if that name is free or already points into an llmage checkout's .venv);

@@ -62,7 +62,7 @@ class Stack:
     def balance(self, user_id: int) -> tuple[int, int]:
         return self.admin.call(self.platform.accounts.balance(user_id))
 
-    def wait_settled(self, user_id: int, timeout: float = 10) -> tuple[int, int]:
+    def wait_settled(self, user_id: int, timeout: float = 60) -> tuple[int, int]:
         """Stream settlements are queued, not awaited by the response: wait for held == 0."""
         deadline = time.monotonic() + timeout
         while True:
@@ -158,9 +158,12 @@ def upstream(stack: Stack) -> Iterator[FakeOpenAI]:
         "chunk_delay",
         "stream_chunks",
         "cut_after",
+        "stall_after",
         "reasoning",
+        "gate",
     ):
         setattr(up, name, getattr(fresh, name))
+    up.stall_ended.clear()
     up.requests.clear()
     up.headers.clear()
     yield up

@@ -21,6 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmage.console import errors as console_errors
 from llmage.console.api import ROUTERS as console_routers
+from llmage.console.web import pages as console_pages
+from llmage.dialects import api_doc
 from llmage.dialects.http import JSONBytes
 from llmage.dialects.media.routes import router as media_router
 from llmage.dialects.native import errors as native_errors
@@ -36,6 +38,7 @@ from llmage.dialects.platform.media_routes import router as platform_media_route
 from llmage.dialects.platform.routes import router as platform_router
 from llmage.domain.errors import InvalidRequest, LlmageError, NotFound
 from llmage.observability import metrics
+from llmage.observability.logs import configure
 from llmage.services.platform import Platform
 from llmage.settings import Settings, get_settings
 
@@ -45,7 +48,7 @@ log = logging.getLogger("llmage.http")
 def _dialect_error(path: str, exc: LlmageError) -> Response:
     """The one place that picks the error envelope: by the dialect the path belongs to. A call
     that failed after it got a usage record names it, as a successful one does."""
-    if path.startswith("/llmage/"):
+    if path.startswith(("/llmage/", "/media/")):
         response = native_errors.error_response(exc)
     elif path.startswith("/api/"):
         response = console_errors.error_response(exc)
@@ -64,6 +67,16 @@ def _bug_response(path: str, exc: Exception) -> Response:
     err = LlmageError("Internal server error")
     err.status, err.type, err.code = 500, "server_error", "internal_error"
     return _dialect_error(path, err)
+
+
+def _allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches({**scope, "method": next(iter(route.methods))})
+            if match is Match.FULL:
+                methods.update(route.methods)
+    return sorted(methods)
 
 
 class BugBarrier:
@@ -222,7 +235,7 @@ def create_app(settings: Settings | None = None) -> HotPath:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         platform = Platform(settings)
-        await platform.start(workers=settings.task_workers)
+        await platform.start(workers=settings.task_workers, serve=True)
         app.state.platform = platform
         # Everything built at start-up lives as long as the process: keep it out of the
         # collector's way, so collections under load only walk per-request objects.
@@ -239,6 +252,10 @@ def create_app(settings: Settings | None = None) -> HotPath:
         description="One billed API in front of many chat, image and video models. "
         "Dialects: native (/llmage), OpenAI (/v1), platform-prefixed (/{platform}/v1).",
         lifespan=lifespan,
+        # /docs is the console's own page on vendored Swagger UI files (works offline); the
+        # defaults load from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
 
     @app.exception_handler(LlmageError)
@@ -261,18 +278,57 @@ def create_app(settings: Settings | None = None) -> HotPath:
             return _dialect_error(request.url.path, NotFound(f"No route {request.url.path}"))
         err = LlmageError(str(exc.detail))
         err.status = exc.status_code
-        return _dialect_error(request.url.path, err)
+        response = _dialect_error(request.url.path, err)
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; RFC 9110 wants
+            # every method the resource supports (GET and POST /llmage/tasks are two routes).
+            response.headers["Allow"] = ", ".join(_allowed_methods(request.app, request.scope))
+        return response
 
-    @app.get("/healthz", tags=["Operations"], summary="Liveness and database reachability")
+    @app.get(
+        "/healthz",
+        tags=["Operations"],
+        summary="Liveness and database reachability",
+        responses={
+            200: {
+                "description": "Up, and the database answers",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["status"],
+                            "properties": {"status": {"const": "ok"}},
+                        }
+                    }
+                },
+            },
+            "5XX": {"description": "The database does not answer"},
+        },
+    )
     async def healthz(request: Request) -> Response:
         platform: Platform = request.app.state.platform
         await platform.db.ping()
         return JSONBytes({"status": "ok"})
 
-    @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["Operations"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format",
+                "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
+    if not settings.serve_api:
+        # A poller-only instance: health and metrics for the orchestrator, no API.
+        return HotPath(app, [])
     routers = (
         native_router,
         native_video_router,
@@ -282,12 +338,15 @@ def create_app(settings: Settings | None = None) -> HotPath:
         openai_images_router,
         newapi_router,
         *console_routers,
+        console_pages.router,
         # Last: the `/{platform}` prefix matches broadly.
         platform_router,
         platform_media_router,
     )
+    app.mount(console_pages.STATIC_PREFIX, console_pages.static_files(), name="static")
     for router in routers:
         app.include_router(router)
+    api_doc.install(app)
     # Hot endpoints served by plain Starlette routes placed first, in the same relative order
     # (taken from the routers themselves: the app may wrap included routers in its own types).
     lean_routes = [
@@ -301,3 +360,11 @@ def create_app(settings: Settings | None = None) -> HotPath:
     app.add_middleware(BugBarrier)
     app.add_middleware(MetricsMiddleware)
     return HotPath(app, lean_routes)
+
+
+def create_worker_app() -> HotPath:
+    """The app of one `serve --workers N` process, configured like the parent (from the
+    environment: worker processes are spawned, not forked)."""
+    settings = get_settings()
+    configure(settings.log_level, settings.log_json)
+    return create_app(settings)

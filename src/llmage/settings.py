@@ -84,9 +84,18 @@ class Settings(BaseSettings):
         description="Added to the longest possible chat call before its hold counts as "
         "abandoned: settlement time and clock differences between instances",
     )
-    # Caches
+    # Caches (a change announced through the invalidation bus drops them at once)
     key_cache_ttl: float = 10.0
     channel_cache_ttl: float = 5.0
+    # Several instances: Redis shares rate/concurrency limits and carries cache invalidation.
+    # Money never depends on it: without Redis (or while it is down) limits count per process.
+    redis_url: str | None = Field(None, description="e.g. redis://127.0.0.1:6379/0")
+    redis_prefix: str = Field("llmage:", description="Prefix of every Redis key and channel")
+    redis_timeout_seconds: float = 0.25  # one limit check; past it, the process counts alone
+    limit_lease_seconds: float = 900.0  # a concurrency slot of a request whose instance died
+    # Roles: serve_api=false makes a poller-only instance (/healthz and /metrics only);
+    # task_workers=false makes an API-only instance.
+    serve_api: bool = True
     # sim provider (built-in offline upstream)
     sim_latency_ms: float = 0.0
     sim_failure_rate: float = 0.0
@@ -105,7 +114,7 @@ class Settings(BaseSettings):
     task_download_timeout_seconds: float = 600.0  # copying one result file from upstream
     task_idle_poll_seconds: float = 0.25
     task_stop_grace_seconds: float = 5.0
-    task_workers: bool = True  # run the poller and webhook sender in this process
+    task_workers: bool = True  # run the poller, webhook sender and sweepers in this process
     max_input_file_bytes: int = 50 * 1024 * 1024
     max_upload_bytes: int = 200 * 1024 * 1024  # a whole multipart submit
     webhook_secret: str | None = None  # HMAC key for callbacks; derived from secret_key if unset
@@ -128,12 +137,37 @@ class Settings(BaseSettings):
     media_secret: str | None = Field(
         None, description="Seals media URLs (encrypts them); derived from the secret key if unset"
     )
+    media_retention_days: float | None = Field(
+        None,
+        description="Delete stored task inputs and outputs this many days after the task "
+        "finished (the task keeps its record); unset keeps them forever",
+        gt=0,
+    )
+    media_sweep_interval_seconds: float = 3600.0
     # Guarded fetcher for user-supplied URLs (images, videos, webhooks)
     fetch_allow_hosts: list[str] = Field(
         default_factory=list,
         description="host:port pairs exempt from the private-address rule (operator allow-list)",
     )
     fetch_timeout_seconds: float = 120.0  # whole exchange: DNS, redirects and body
+    # Time zone of dates in the console (date filters, the daily spend chart)
+    timezone: str = "Asia/Shanghai"
+    # Top-up (Alipay, RSA2 keys). Unset app id: top-up is off. Notify and return URLs are
+    # <public_base_url>/api/payments/alipay/notify and .../return: Alipay must reach the first.
+    alipay_app_id: str | None = None
+    alipay_seller_id: str | None = Field(None, description="The merchant's PID (2088...)")
+    alipay_private_key: SecretStr | None = Field(
+        None, description="The app's RSA private key: PEM, bare base64, or a path to either"
+    )
+    alipay_public_key: str | None = Field(
+        None, description="Alipay's RSA public key (not the app's): PEM, bare base64, or a path"
+    )
+    alipay_gateway: str = "https://openapi.alipay.com/gateway.do"
+    alipay_subject: str = "账户充值"  # the order title the buyer sees in Alipay
+    alipay_order_ttl_seconds: int = 1800  # sent as time_expire; closed locally after that
+    alipay_check_interval_seconds: float = 60.0  # how often pending orders are queried
+    topup_min_amount: str = "1"  # currency units
+    topup_max_amount: str = "50000"
 
     # Console: sessions, CSRF, SMS
     session_ttl_seconds: int = Field(

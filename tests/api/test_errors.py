@@ -153,7 +153,7 @@ def test_large_but_sane_max_tokens_is_429(stack: Stack) -> None:
         ("POST", "/v1/chat/completion"),
         ("GET", "/fakeplat/v1/models/extra"),
         ("GET", "/fakeplat/v1"),
-        ("DELETE", "/"),
+        ("DELETE", "/nope/deeper"),
     ],
 )
 def test_unknown_routes_are_json_404(stack: Stack, method: str, path: str) -> None:
@@ -324,6 +324,9 @@ def test_stream_cut_mid_way_reports_error_and_settles(stack: Stack, upstream: Fa
 # -- a small server of our own: tiny body limit and a short upstream timeout ------------------
 
 
+STALL = 20.0  # how long the fake upstream goes quiet when a test wants the timeout to fire
+
+
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("small")
@@ -331,7 +334,9 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         tmp,
         f"sqlite+aiosqlite:///{tmp / 'llmage.db'}",
         max_body_bytes=1000,
-        upstream_read_timeout=0.3,
+        # Wide apart: a loaded machine's pauses are far below the timeout, and the stalls
+        # below far above it.
+        upstream_read_timeout=1.0,
     )
     app = create_app(settings)
 
@@ -408,7 +413,7 @@ def test_body_under_limit_passes(small: Stack, small_upstream: FakeOpenAI) -> No
 def test_upstream_timeout_is_504_and_hold_released(
     small: Stack, small_upstream: FakeOpenAI, stream: bool
 ) -> None:
-    small_upstream.delay = 1
+    small_upstream.delay = STALL
     acct = account(small, "10")
     r = post(
         small, CHAT, acct.key, json={"model": "deepseek-chat", "messages": HELLO, "stream": stream}
@@ -420,7 +425,7 @@ def test_upstream_timeout_is_504_and_hold_released(
 
 
 def test_upstream_timeout_native_shape(small: Stack, small_upstream: FakeOpenAI) -> None:
-    small_upstream.delay = 1
+    small_upstream.delay = STALL
     acct = account(small, "10")
     r = post(small, "/llmage/t2t", acct.key, json={"model": "deepseek-chat", "prompt": "x"})
     assert r.status_code == 504
@@ -430,7 +435,7 @@ def test_upstream_timeout_native_shape(small: Stack, small_upstream: FakeOpenAI)
 def test_stream_stalling_mid_way_ends_with_error_and_settles(
     small: Stack, small_upstream: FakeOpenAI
 ) -> None:
-    small_upstream.chunk_delay = 0.6
+    small_upstream.chunk_delay = STALL
     small_upstream.stream_chunks = 2
     acct = account(small, "10")
     try:

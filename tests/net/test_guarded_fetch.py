@@ -57,14 +57,15 @@ async def start_server() -> LoopServer:
         await resp.write_eof()
         return resp
 
+    # Both outlast any test: only the fetcher's own deadline can end a fetch of them.
     async def slow(request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(5)
+        await asyncio.sleep(60)
         return web.Response(body=PNG)
 
     async def trickle(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse()
         await resp.prepare(request)
-        for _ in range(50):  # each byte arrives promptly, but the whole takes 5 s
+        for _ in range(600):  # each byte arrives promptly, but the whole takes a minute
             await resp.write(b"z")
             await asyncio.sleep(0.1)
         await resp.write_eof()
@@ -98,7 +99,8 @@ async def start_server() -> LoopServer:
     app.router.add_get("/missing", missing)
     app.router.add_post("/hook", hook)
     app.router.add_post("/hook-redirect", hook_redirect)
-    runner = web.AppRunner(app, access_log=None)
+    # On cleanup, handlers still serving /slow or /trickle are cancelled, not waited for.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
     await runner.setup()
     sock = free_socket()
     await web.SockSite(runner, sock).start()
@@ -307,13 +309,11 @@ async def test_oversize_bodies_are_cut(srv: LoopServer) -> None:
 
 
 async def test_slow_servers_time_out(srv: LoopServer) -> None:
+    """A total deadline, not an idle one: the trickle never pauses for as long as the timeout."""
     fetcher = fetcher_for(srv, timeout=0.5)
-    loop = asyncio.get_running_loop()
     for path in ("/slow", "/trickle"):
-        started = loop.time()
         with pytest.raises(FetchFailed, match="timed out"):
             await fetcher.fetch(f"{srv.base}{path}")
-        assert loop.time() - started < 2
 
 
 async def test_http_errors_and_refused_connections(srv: LoopServer) -> None:

@@ -31,7 +31,7 @@ _TASK = (
 def test_existing_channels_become_key_credentials(backend: str, tmp_path: Path) -> None:
     box = CredentialBox(Fernet.generate_key())
     with database_url(backend, tmp_path) as url:
-        upgrade(url, "0005")
+        upgrade(url, "0003")
 
         async def before() -> None:
             engine = create_engine(url)

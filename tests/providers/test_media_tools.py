@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
-import time
+import signal
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -70,11 +72,19 @@ async def test_garbage_is_a_media_tool_error() -> None:
         await probe(b"")
 
 
-async def test_timeout_kills_the_child() -> None:
-    started = time.monotonic()
+async def test_timeout_kills_the_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    children: list[asyncio.subprocess.Process] = []
+    spawn = asyncio.create_subprocess_exec
+
+    async def spy(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
+        children.append(await spawn(*args, **kwargs))
+        return children[-1]
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", spy)
     with pytest.raises(MediaToolError, match="timed out"):
         await render_test_video(16, 1920, 1920, time_limit=0.05)
-    assert time.monotonic() - started < 5
+    (child,) = children
+    assert child.returncode == -signal.SIGKILL  # killed and reaped, not left rendering
 
 
 async def test_missing_ffmpeg_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,6 +44,19 @@ class SimMediaProvider:
 
 def sim(**kwargs: Any) -> SimMediaProvider:
     return SimMediaProvider(renderer=SimRenderer(), **kwargs)
+
+
+class Clock:
+    """The sim's wall clock, moved by the test: timelines do not depend on the machine's speed."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def channel(**options: Any) -> Channel:
@@ -107,7 +121,8 @@ def test_video_size_table(params: Mapping[str, Any], size: tuple[int, int]) -> N
 
 
 async def test_video_lifecycle_and_outputs() -> None:
-    provider = sim(cache=MediaCache())
+    clock = Clock()
+    provider = sim(cache=MediaCache(), clock=clock)
     ch = channel(latency_ms=200)
     submission = job(duration=3, resolution="480p", ratio="9:16")
     upstream_id = await provider.submit(ch, submission)
@@ -116,11 +131,11 @@ async def test_video_lifecycle_and_outputs() -> None:
     first = await provider.poll(ch, upstream_id, submission)
     assert first.status is TaskStatus.PENDING
     assert first.poll_after is not None and first.poll_after > 0
-    await asyncio.sleep(0.1)
+    clock.advance(0.1)
     middle = await provider.poll(ch, upstream_id, submission)
     assert middle.status is TaskStatus.RUNNING
-    assert middle.progress is not None and 1 <= middle.progress <= 99
-    await asyncio.sleep(0.15)
+    assert middle.progress == 50
+    clock.advance(0.15)
     done = await provider.poll(ch, upstream_id, submission)
     assert done.status is TaskStatus.SUCCEEDED, done
 
@@ -220,14 +235,34 @@ async def test_bad_parameters_are_refused_at_submit() -> None:
 async def test_restart_safety() -> None:
     # The job was submitted by a process that is gone; a fresh instance (with another default
     # latency) still knows when it ends and what it produces.
-    before = sim(latency_ms=150, cache=MediaCache())
+    clock = Clock()
+    before = sim(latency_ms=150, cache=MediaCache(), clock=clock)
     submission = job(duration=1, resolution="720p", ratio="1:1")
     upstream_id = await before.submit(channel(), submission)
-    after = sim(latency_ms=60_000, cache=MediaCache())
+    after = sim(latency_ms=60_000, cache=MediaCache(), clock=clock)
     assert (await after.poll(channel(), upstream_id, submission)).status is TaskStatus.PENDING
+    clock.advance(0.15)
     done = await until_done(after, channel(), upstream_id, submission)
     assert done.status is TaskStatus.SUCCEEDED
     assert done.usage.width == done.usage.height == 720
+
+
+async def test_gate_file_holds_jobs_until_it_exists(tmp_path: Path) -> None:
+    clock = Clock()
+    provider = sim(cache=MediaCache(), clock=clock)
+    gate = tmp_path / "release"
+    ch = channel(latency_ms=100, gate_file=str(gate))
+    submission = job(duration=1, resolution="480p", ratio="1:1")
+    upstream_id = await provider.submit(ch, submission)
+    clock.advance(3600)  # long past its latency: the gate alone keeps it open
+    held = await provider.poll(ch, upstream_id, submission)
+    assert (held.status, held.progress) == (TaskStatus.RUNNING, 99)
+    gate.touch()
+    done = await provider.poll(ch, upstream_id, submission)
+    assert done.status is TaskStatus.SUCCEEDED
+    # A gate opened before the latency ran out changes nothing: the timeline still applies.
+    early = await provider.submit(ch, submission)
+    assert (await provider.poll(ch, early, submission)).status is TaskStatus.PENDING
 
 
 async def test_unknown_id_and_cancel() -> None:

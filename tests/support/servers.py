@@ -49,8 +49,9 @@ def free_socket() -> socket.socket:
 class LlmageServer:
     """The real app under uvicorn on a free port, in its own thread and loop."""
 
-    def __init__(self, app: Any) -> None:
-        self._sock = free_socket()
+    def __init__(self, app: Any, sock: socket.socket | None = None) -> None:
+        # A socket bound beforehand lets settings name the server's own URL (public_base_url).
+        self._sock = sock or free_socket()
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
@@ -66,13 +67,14 @@ class LlmageServer:
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
         )
         self._thread.start()
-        for _ in range(400):
+        # Generous: start-up migrates the database, which a loaded machine may take a while to do.
+        for _ in range(2400):
             if self._server.started:
                 return
             if not self._thread.is_alive():
                 raise RuntimeError("llmage test server failed to start")
             threading.Event().wait(0.025)
-        raise RuntimeError("llmage test server did not start in 10 s")
+        raise RuntimeError("llmage test server did not start in 60 s")
 
     @property
     def app(self) -> Any:
@@ -104,7 +106,12 @@ class FakeOpenAI:
     chunk_delay: float = 0.0
     stream_chunks: int = 5
     cut_after: int | None = None
+    # After this many chunks, send only SSE keep-alive comments until the peer closes the
+    # connection (then `stall_ended` is set): a stream only the client's leaving can end.
+    stall_after: int | None = None
+    stall_ended: threading.Event = field(default_factory=threading.Event)
     reasoning: bool = False
+    gate: asyncio.Event | None = None  # when set, each request waits for it to open
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     api_key: str = "sk-upstream-secret"
@@ -114,7 +121,11 @@ class FakeOpenAI:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
-        self._runner = web.AppRunner(app, access_log=None)
+        # Like a real upstream, a handler stops when its client (llmage) hangs up; any still
+        # stalling when a module ends are cancelled, not waited for.
+        self._runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
+        )
         await self._runner.setup()
         sock = free_socket()
         site = web.SockSite(self._runner, sock)
@@ -124,6 +135,17 @@ class FakeOpenAI:
     async def stop(self) -> None:
         if self._runner:
             await self._runner.cleanup()
+
+    async def _stall(self, resp: web.StreamResponse) -> None:
+        try:
+            for _ in range(3000):  # bounded: one minute at most
+                await resp.write(b": keep-alive\n\n")
+                await asyncio.sleep(0.02)
+        except ConnectionError:
+            self.stall_ended.set()  # the peer closed the connection
+        except asyncio.CancelledError:
+            self.stall_ended.set()  # aiohttp may cancel the handler when the peer leaves
+            raise
 
     def _usage(self) -> dict[str, Any]:
         u = dict(self.usage)
@@ -138,6 +160,8 @@ class FakeOpenAI:
             return web.json_response(
                 {"error": {"message": "bad key", "code": "invalid_api_key"}}, status=401
             )
+        if self.gate is not None:
+            await self.gate.wait()
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.status != 200:
@@ -171,6 +195,9 @@ class FakeOpenAI:
         for i in range(self.stream_chunks):
             if self.cut_after is not None and i >= self.cut_after:
                 request.transport.close()  # type: ignore[union-attr]
+                return resp
+            if self.stall_after is not None and i >= self.stall_after:
+                await self._stall(resp)
                 return resp
             if self.chunk_delay:
                 await asyncio.sleep(self.chunk_delay)

@@ -69,6 +69,24 @@ _PASSWORD_HASH = hash_password("password-123")  # one Argon2 hash for every test
 TaskServer = LlmageServer
 
 
+class Gate:
+    """A sim channel's `gate_file`: its jobs stay RUNNING (hold open) until the test opens the
+    gate, so "while it runs" assertions never race the sim's timer on a slow machine."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / f"gate-{secrets.token_hex(4)}"
+
+    @property
+    def option(self) -> dict[str, str]:
+        return {"gate_file": str(self.path)}
+
+    def open(self) -> None:
+        self.path.touch()
+
+    def close(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 @dataclass
 class ChannelSpec:
     name: str

@@ -2,12 +2,15 @@
 keeps failing (retried, then FAILED), and a user's cancel that no later poll can overturn.
 
 Both backends run side by side: the submit-failure task (≈15 s of retry backoff) is started when
-the module starts and checked by the last test, so its wait overlaps the others.
+the module starts and checked by the last test, so its wait overlaps the others. The failing and
+the slow channels are gated (taskhelp.Gate): what a test checks "while it runs" stays true
+until the test opens the gate, however slow the machine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from taskhelp import (
     VIDU_T2V,
     WAN_T2V,
     ChannelSpec,
+    Gate,
     TaskEnv,
     assert_released,
     envs_for_backends,
@@ -30,12 +34,6 @@ from llmage.db.repos.tasks import TaskStateChanged
 from llmage.providers.wire import UpstreamReply, UpstreamRequest
 from support.backends import BACKENDS
 
-SLOW_MS = 1500
-CHANNELS = [
-    ChannelSpec("sim-fails", [WAN_T2V], {"latency_ms": 200, "failure_rate": 1}),
-    ChannelSpec("sim-submit-fails", [VIDU_T2V], {"latency_ms": 200, "submit_failure_rate": 1}),
-    ChannelSpec("sim-slow", [SD15_T2V], {"latency_ms": SLOW_MS}),
-]
 SUBMIT_ATTEMPTS = 5  # services/poller.py _SUBMIT_ATTEMPTS
 
 
@@ -50,8 +48,20 @@ class Early:
 
 
 @pytest.fixture(scope="module")
-def envs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, TaskEnv | str]]:
-    with envs_for_backends(tmp_path_factory, "failures", CHANNELS) as out:
+def gate(tmp_path_factory: pytest.TempPathFactory) -> Gate:
+    return Gate(tmp_path_factory.mktemp("failures-gate"))
+
+
+@pytest.fixture(scope="module")
+def envs(
+    tmp_path_factory: pytest.TempPathFactory, gate: Gate
+) -> Iterator[dict[str, TaskEnv | str]]:
+    channels = [
+        ChannelSpec("sim-fails", [WAN_T2V], {"latency_ms": 0, "failure_rate": 1, **gate.option}),
+        ChannelSpec("sim-submit-fails", [VIDU_T2V], {"latency_ms": 200, "submit_failure_rate": 1}),
+        ChannelSpec("sim-gated", [SD15_T2V], {"latency_ms": 0, **gate.option}),
+    ]
+    with envs_for_backends(tmp_path_factory, "failures", channels) as out:
         yield out
 
 
@@ -73,11 +83,13 @@ def env(request: pytest.FixtureRequest, envs: dict[str, TaskEnv | str], early: o
     return pick(envs, request.param)
 
 
-def test_generation_failure_releases_everything(env: TaskEnv) -> None:
+def test_generation_failure_releases_everything(env: TaskEnv, gate: Gate) -> None:
+    gate.close()
     acc = env.account("100")
     before = env.balance(acc.user_id)[0]
     taskid = env.submit(acc, {"llmid": WAN_T2V, "prompt": "fails", "duration": 5})
     assert env.balance(acc.user_id)[1] > 0  # held while it runs
+    gate.open()
     view = env.wait(acc, taskid)
     assert view["status"] == "FAILED", view
     assert view["usage"] is None
@@ -89,7 +101,8 @@ def test_generation_failure_releases_everything(env: TaskEnv) -> None:
     assert_released(env, acc, row, before)
 
 
-def test_cancel_open_task_releases_and_no_later_poll_settles(env: TaskEnv) -> None:
+def test_cancel_open_task_releases_and_no_later_poll_settles(env: TaskEnv, gate: Gate) -> None:
+    gate.close()
     acc = env.account("100")
     before = env.balance(acc.user_id)[0]
     taskid = env.submit(acc, {"llmid": SD15_T2V, "prompt": "cancel me", "duration": 4})
@@ -111,7 +124,7 @@ def test_cancel_open_task_releases_and_no_later_poll_settles(env: TaskEnv) -> No
 
     # A worker that leased the task before the cancel polls after the upstream finished: the
     # provider says SUCCEEDED, but the compare-and-swap from the old status must lose.
-    time.sleep(SLOW_MS / 1000 + 0.2)
+    gate.open()
     with pytest.raises(TaskStateChanged):
         env.admin.call(env.platform.poller._advance(stale))
     # And the server's own poller has nothing to do with it any more.
@@ -164,6 +177,7 @@ def test_cancel_racing_the_upstream_submit_stops_the_upstream_job(env: TaskEnv) 
     sim_media = env.platform.sim_media
     started: list[str] = []
     cancelled: list[str] = []
+    stop_sent = threading.Event()
     real_send = sim_media.send
 
     async def send(request: UpstreamRequest, **kw: Any) -> UpstreamReply:
@@ -178,12 +192,15 @@ def test_cancel_racing_the_upstream_submit_stops_the_upstream_job(env: TaskEnv) 
             assert r.json()["status"] == "CANCELLED", r.text
         elif request.url.endswith("/cancel"):
             cancelled.append(request.url.rsplit("/", 2)[-2])
+            stop_sent.set()
         return reply
 
     sim_media.send = send  # type: ignore[method-assign]
     try:
         with pytest.raises(TaskStateChanged):
             env.admin.call(env.platform.poller._advance(leased))
+        # The best-effort upstream cancel runs in the background: wait for it, not a timer.
+        stop_sent.wait(30)
     finally:
         del sim_media.send  # type: ignore[method-assign]
         env.stop_server()
@@ -195,7 +212,8 @@ def test_cancel_racing_the_upstream_submit_stops_the_upstream_job(env: TaskEnv) 
     assert cancelled == started, "upstream job started after the cancel was never stopped"
 
 
-def test_cancel_after_success_changes_nothing(env: TaskEnv) -> None:
+def test_cancel_after_success_changes_nothing(env: TaskEnv, gate: Gate) -> None:
+    gate.open()
     acc = env.account("100")
     taskid = env.submit(acc, {"llmid": SD15_T2V, "prompt": "done", "duration": 4})
     assert env.wait(acc, taskid)["status"] == "SUCCEEDED"

@@ -1,5 +1,8 @@
 """`Idempotency-Key` on /llmage/video: the same submit sent 20 times at once is one task and one
-hold; the same key with a different body is a 409."""
+hold; the same key with a different body is a 409.
+
+The sim channel is gated (taskhelp.Gate): a task stays open until a test opens the gate, so the
+checks made while it runs hold however slowly the 20 submits are served."""
 
 from __future__ import annotations
 
@@ -10,18 +13,34 @@ from typing import Any
 
 import httpx
 import pytest
-from taskhelp import HH_I2V, SD15_T2V, ChannelSpec, TaskEnv, envs_for_backends, jpeg_bytes, pick
+from taskhelp import (
+    HH_I2V,
+    SD15_T2V,
+    ChannelSpec,
+    Gate,
+    TaskEnv,
+    envs_for_backends,
+    jpeg_bytes,
+    pick,
+)
 
 from conftest import Account
 from support.backends import BACKENDS
 
-CHANNELS = [ChannelSpec("sim-video", [SD15_T2V, HH_I2V], {"latency_ms": 300})]
 N = 20
 
 
 @pytest.fixture(scope="module")
-def envs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, TaskEnv | str]]:
-    with envs_for_backends(tmp_path_factory, "idem", CHANNELS) as out:
+def gate(tmp_path_factory: pytest.TempPathFactory) -> Gate:
+    return Gate(tmp_path_factory.mktemp("idem-gate"))
+
+
+@pytest.fixture(scope="module")
+def envs(
+    tmp_path_factory: pytest.TempPathFactory, gate: Gate
+) -> Iterator[dict[str, TaskEnv | str]]:
+    channels = [ChannelSpec("sim-video", [SD15_T2V, HH_I2V], {"latency_ms": 300, **gate.option})]
+    with envs_for_backends(tmp_path_factory, "idem", channels) as out:
         yield out
 
 
@@ -60,7 +79,8 @@ def hold_entries(env: TaskEnv, acc: Account) -> int:
     )
 
 
-def test_same_submit_twenty_times_is_one_task_one_hold(env: TaskEnv) -> None:
+def test_same_submit_twenty_times_is_one_task_one_hold(env: TaskEnv, gate: Gate) -> None:
+    gate.close()
     acc = env.account("100")
     body = {"llmid": SD15_T2V, "prompt": "once", "duration": 4, "resolution": "480p"}
     responses = concurrently(env, acc, "idem-json-1", json=body)
@@ -72,6 +92,8 @@ def test_same_submit_twenty_times_is_one_task_one_hold(env: TaskEnv) -> None:
     assert hold_entries(env, acc) == 1
     assert [t for t, _ in env.tasks_of(acc.user_id)] == [taskid]
     row = env.task(taskid)
+    (hold,) = env.holds_of(acc.user_id)
+    assert (hold[1], hold[2]) == (row.quoted, "open")  # the gate keeps the task running
     assert env.balance(acc.user_id)[1] == row.quoted  # held once, not 20 times
 
     # Same key, different body: refused, nothing new held.
@@ -86,6 +108,7 @@ def test_same_submit_twenty_times_is_one_task_one_hold(env: TaskEnv) -> None:
     assert len(env.holds_of(acc.user_id)) == 1
 
     # After it finished, the same submit still answers with the same task, charged once.
+    gate.open()
     assert env.wait(acc, taskid)["status"] == "SUCCEEDED"
     r = env.post("/llmage/video", acc, json=body, headers={"Idempotency-Key": "idem-json-1"})
     assert r.status_code == 200 and r.json()["taskid"] == taskid, r.text
@@ -119,8 +142,9 @@ def test_multipart_same_files_same_task_other_file_conflict(env: TaskEnv) -> Non
     assert env.reconcile() == []
 
 
-def test_keys_are_per_user(env: TaskEnv) -> None:
+def test_keys_are_per_user(env: TaskEnv, gate: Gate) -> None:
     """Another user's identical key is another task (and another user's money)."""
+    gate.close()  # env.submit expects the task still open when it answers
     a, b = env.account("100"), env.account("100")
     body = {"llmid": SD15_T2V, "prompt": "mine", "duration": 4, "resolution": "480p"}
     ta = env.submit(a, body, headers={"Idempotency-Key": "shared-key"})

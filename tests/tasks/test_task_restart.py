@@ -1,6 +1,7 @@
 """A restart in the middle: the server is stopped while 20 tasks run upstream, a new server
 (new Platform, new poller) starts on the same database; every task finishes SUCCEEDED and each
-hold is captured exactly once."""
+hold is captured exactly once. The sim channel is gated (taskhelp.Gate): no task can finish
+before the restart, however slow the machine."""
 
 from __future__ import annotations
 
@@ -9,17 +10,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from taskhelp import SD15_T2V, ChannelSpec, task_env
+from taskhelp import SD15_T2V, ChannelSpec, Gate, task_env
 
 from support.backends import BACKENDS
 
 N = 20
-LATENCY_MS = 2000
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_restart_resumes_every_open_task(backend: str, tmp_path: Path) -> None:
-    channels = [ChannelSpec("sim-slow", [SD15_T2V], {"latency_ms": LATENCY_MS})]
+    gate = Gate(tmp_path)
+    channels = [ChannelSpec("sim-gated", [SD15_T2V], {"latency_ms": 200, **gate.option})]
     with task_env(
         backend, tmp_path, channels, task_lease_seconds=1.0, task_stop_grace_seconds=0.5
     ) as env:
@@ -31,8 +32,9 @@ def test_restart_resumes_every_open_task(backend: str, tmp_path: Path) -> None:
             ids = list(pool.map(lambda _: env.submit(acc, body), range(N)))
         assert len(set(ids)) == N
 
-        # Wait until every task was submitted upstream and is running there.
-        deadline = time.monotonic() + 10
+        # Wait until every task was submitted upstream and is running there (the closed gate
+        # keeps them running: they cannot finish before the restart).
+        deadline = time.monotonic() + 60
         while True:
             rows = [env.task(t) for t in ids]
             if all(r.upstream_id and r.status.value in ("PENDING", "RUNNING") for r in rows):
@@ -42,16 +44,13 @@ def test_restart_resumes_every_open_task(backend: str, tmp_path: Path) -> None:
         upstream_before = {r.id: r.upstream_id for r in rows}
         first_owner = env.app_platform.poller.owner
         env.stop_server()
-        stopped_at = time.monotonic()
 
         # While no server runs nothing moves: all 20 are still open, no hold settled.
         rows = [env.task(t) for t in ids]
         assert all(not r.status.terminal for r in rows), [r.status for r in rows]
         assert env.balance(acc.user_id)[1] == sum(r.quoted for r in rows)
         assert all(env.terminal_entries(r.hold_id) == [] for r in rows)
-        # Outlive the leases of the stopped poller and the upstream jobs' latency.
-        time.sleep(max(0.0, 2.2 - (time.monotonic() - stopped_at)))
-
+        gate.open()  # the upstream jobs are done now; only the new server can learn it
         env.start_server()
         assert env.app_platform.poller.owner != first_owner
         statuses = env.wait_all(ids, timeout=30)

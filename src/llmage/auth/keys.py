@@ -12,6 +12,7 @@ import hashlib
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 from llmage.db.repos.accounts import AccountRepo
 from llmage.domain.errors import InvalidApiKey
@@ -34,9 +35,16 @@ def key_prefix(key: str) -> str:
 
 
 class KeyCache:
-    def __init__(self, repo: AccountRepo, ttl: float, max_entries: int = 50_000) -> None:
+    def __init__(
+        self,
+        repo: AccountRepo,
+        ttl: float,
+        max_entries: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._repo = repo
-        self._ttl = ttl
+        self.clock = clock  # when cached entries expire; replaceable so tests need no timers
+        self.ttl = ttl  # the platform shortens it while cross-instance invalidation is down
         self._max = max_entries
         self._entries: OrderedDict[str, tuple[float, KeyAuth | None]] = OrderedDict()
 
@@ -47,14 +55,14 @@ class KeyCache:
         if scheme.lower() != "bearer" or not token.startswith("sk-"):
             raise InvalidApiKey()
         digest = hash_key(token.strip())
-        now = time.monotonic()
+        now = self.clock()
         hit = self._entries.get(digest)
         if hit is not None and hit[0] > now:
             auth = hit[1]
         else:
             auth = await self._repo.key_auth(digest, int(time.time() * 1000))
             # Unknown keys are cached too (briefly), so a flood of bad keys cannot flood the DB.
-            self._entries[digest] = (now + (self._ttl if auth else min(self._ttl, 2.0)), auth)
+            self._entries[digest] = (now + (self.ttl if auth else min(self.ttl, 2.0)), auth)
             if len(self._entries) > self._max:
                 self._entries.popitem(last=False)
         if auth is None or (auth.expires_at is not None and auth.expires_at <= time.time() * 1000):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import click
 
 from llmage.cli.runtime import run
+from llmage.domain.limits import LimitPolicy
 from llmage.domain.money import format_amount, parse_amount
 from llmage.services.accounts import AccountService
 from llmage.services.platform import Platform
@@ -18,6 +21,59 @@ def _amount(text: str, hint: str) -> int:
         return parse_amount(text)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=hint) from exc
+
+
+class _LimitType(click.ParamType):  # type: ignore[type-arg]
+    """A limit: a whole number of 0 or more (0 refuses everything), or `off` to clear it."""
+
+    name = "N|off"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | None:
+        if value is None or isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text in ("off", "none", "unlimited"):
+            return _OFF
+        if text.isdigit():
+            return int(text)
+        self.fail(f"{value!r} is not a whole number of 0 or more, or 'off'", param, ctx)
+        return None
+
+
+_OFF = -1  # `off` on the command line: clear the limit
+LIMIT = _LimitType()
+
+
+def _limit_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for name, what in reversed(
+        (
+            ("rpm", "requests per minute"),
+            ("tpm", "tokens per minute (counted from the hold, corrected by the usage)"),
+            ("concurrency", "requests in flight at once"),
+            ("tasks", "open (unfinished) generation tasks"),
+        )
+    ):
+        f = click.option(
+            f"--{name}", type=LIMIT, default=None, help=f"Limit on {what}; 'off' clears it."
+        )(f)
+    return f
+
+
+def _changes(**given: int | None) -> dict[str, int | None]:
+    return {k: (None if v == _OFF else v) for k, v in given.items() if v is not None}
+
+
+def _describe(policy: LimitPolicy | None) -> str:
+    if policy is None or policy.empty:
+        return "no limits"
+    parts = [f"{k}={v}" for k, v in policy.base.as_dict().items()]
+    parts += [
+        f"[{model}] " + " ".join(f"{k}={v}" for k, v in lim.as_dict().items())
+        for model, lim in policy.models
+    ]
+    return ", ".join(parts)
 
 
 def _when(ms: int | None) -> str:
@@ -76,6 +132,57 @@ def user_list() -> None:
     run(work)
 
 
+@user.command("limits")
+@click.argument("username")
+@_limit_options
+@click.option("--model", default=None, help="Set the override for this model (name or llmid).")
+def user_limits(
+    username: str,
+    rpm: int | None,
+    tpm: int | None,
+    concurrency: int | None,
+    tasks: int | None,
+    model: str | None,
+) -> None:
+    """Show or change USERNAME's limits (all of the user's keys together).
+
+    A limit given with --model replaces the general one for requests to that model."""
+    changes = _changes(rpm=rpm, tpm=tpm, concurrency=concurrency, tasks=tasks)
+
+    async def work(p: Platform) -> LimitPolicy | None:
+        svc = AccountService(p)
+        uid = await svc.user_id(username)
+        if not changes:
+            row = await p.accounts.user_by_id(uid)
+            return row.limits if row else None
+        return await svc.update_user_limits(uid, changes, model)
+
+    click.echo(f"{username}: {_describe(run(work))}")
+
+
+def _set_disabled(username: str, disabled: bool) -> None:
+    async def work(p: Platform) -> None:
+        svc = AccountService(p)
+        await svc.set_user_disabled(await svc.user_id(username), disabled)
+
+    run(work)
+    click.echo(f"{'disabled' if disabled else 'enabled'} user {username}")
+
+
+@user.command("disable")
+@click.argument("username")
+def user_disable(username: str) -> None:
+    """Disable USERNAME: every key of the user stops working (on every instance within 1 s)."""
+    _set_disabled(username, True)
+
+
+@user.command("enable")
+@click.argument("username")
+def user_enable(username: str) -> None:
+    """Enable USERNAME again."""
+    _set_disabled(username, False)
+
+
 @click.group("key")
 def key() -> None:
     """Create, list and revoke API keys (`sk-...`, shown once, stored hashed)."""
@@ -106,6 +213,7 @@ def key() -> None:
     envvar="LLMAGE_KEY_VALUE",
     help="Use this exact key value instead of a random one (for scripts).",
 )
+@_limit_options
 @click.option("--quiet", "-q", is_flag=True, help="Print only the key.")
 def key_create(
     username: str,
@@ -114,6 +222,10 @@ def key_create(
     models: str | None,
     spend_limit: str | None,
     value: str | None,
+    rpm: int | None,
+    tpm: int | None,
+    concurrency: int | None,
+    tasks: int | None,
     quiet: bool,
 ) -> None:
     """Create an API key for USERNAME and print it once."""
@@ -127,6 +239,7 @@ def key_create(
             models=[m.strip() for m in models.split(",") if m.strip()] if models else None,
             spend_limit=_amount(spend_limit, "--spend-limit") if spend_limit else None,
             value=value,
+            limits=_changes(rpm=rpm, tpm=tpm, concurrency=concurrency, tasks=tasks),
         )
         return new.id, new.key
 
@@ -158,6 +271,34 @@ def key_list(username: str | None) -> None:
             )
 
     run(work)
+
+
+@key.command("update")
+@click.argument("key_id", type=int)
+@_limit_options
+@click.option("--model", default=None, help="Set the override for this model (name or llmid).")
+def key_update(
+    key_id: int,
+    rpm: int | None,
+    tpm: int | None,
+    concurrency: int | None,
+    tasks: int | None,
+    model: str | None,
+) -> None:
+    """Show or change the limits of KEY_ID (applied on every instance within 1 s).
+
+    A limit given with --model replaces the general one for requests to that model."""
+    changes = _changes(rpm=rpm, tpm=tpm, concurrency=concurrency, tasks=tasks)
+
+    async def work(p: Platform) -> LimitPolicy | None:
+        if not changes:
+            row = await p.accounts.key_by_id(key_id)
+            if row is None:
+                raise click.ClickException(f"no key {key_id}")
+            return row.limits
+        return await AccountService(p).update_key_limits(key_id, changes, model)
+
+    click.echo(f"key {key_id}: {_describe(run(work))}")
 
 
 @key.command("revoke")

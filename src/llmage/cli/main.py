@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from llmage.cli.accounts import credit, key, user
@@ -50,14 +52,42 @@ def cli(init: bool) -> None:
     is_flag=True,
     help="Create a demo user with balance, an API key and sim channels; print them.",
 )
-def serve(host: str | None, port: int | None, demo: bool) -> None:
-    """Run the HTTP server (one process; the database is migrated first)."""
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes serving one port (PostgreSQL only; SQLite has one writer).",
+)
+@click.option(
+    "--poller-only",
+    is_flag=True,
+    help="Run only the task poller, webhooks and sweepers; HTTP answers /healthz and /metrics "
+    "(same as LLMAGE_SERVE_API=false). API-only instances: LLMAGE_TASK_WORKERS=false.",
+)
+def serve(host: str | None, port: int | None, demo: bool, workers: int, poller_only: bool) -> None:
+    """Run the HTTP server (the database is migrated first)."""
     import uvicorn
 
     from llmage.app import create_app
     from llmage.cli.demo import prepare_demo, print_demo
 
+    if poller_only:
+        # Through the environment: worker processes build their settings from it.
+        os.environ["LLMAGE_SERVE_API"] = "false"
+        get_settings.cache_clear()
     settings = get_settings()
+    if workers > 1 and settings.is_sqlite:
+        raise click.UsageError(
+            f"--workers {workers} needs PostgreSQL (set LLMAGE_DATABASE_URL): a SQLite database "
+            "has one writer, so more processes would only queue behind each other. "
+            "Use --workers 1, or move to PostgreSQL."
+        )
+    if not settings.serve_api and not settings.task_workers:
+        raise click.UsageError(
+            "this instance would do nothing: LLMAGE_SERVE_API and LLMAGE_TASK_WORKERS are "
+            "both false"
+        )
     configure(settings.log_level, settings.log_json)
     host = host or settings.host
     port = port or settings.port
@@ -73,6 +103,24 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
 
         demo_key, balance = run(work, settings)
         print_demo(demo_key, f"http://{host}:{port}", balance)
+    if workers > 1:
+        # Each worker process builds its own app from the same environment; the parent binds
+        # the one port and hands it to all of them.
+        uvicorn.run(
+            "llmage.app:create_worker_app",
+            factory=True,
+            workers=workers,
+            # A worker still importing on a busy machine is not a hung one.
+            timeout_worker_healthcheck=60,
+            host=host,
+            port=port,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=30,
+        )
+        return
     uvicorn.run(
         create_app(settings),
         host=host,
@@ -127,6 +175,20 @@ def reconcile() -> None:
     if violations:
         raise SystemExit(1)
     click.echo(f"ledger consistent: {len(CHECKS)} invariants hold")
+
+
+@cli.command("reload-catalog")
+def reload_catalog() -> None:
+    """Make every running instance re-read its catalog (LLMAGE_CATALOG_FILE): new models and
+    prices apply within a second with LLMAGE_REDIS_URL set (else when each instance restarts)."""
+    from llmage.services.invalidation import CATALOG
+
+    async def work(p: Platform) -> int:
+        await p.invalidate(CATALOG)
+        return len(p.catalog)
+
+    n = run(work)
+    click.echo(f"announced a catalog of {n} models to every instance")
 
 
 cli.add_command(user)

@@ -47,6 +47,12 @@ users = Table(
     # user's webhook signing secret their own (rotating it changes the secret).
     Column("phone", String(32), nullable=True),
     Column("webhook_salt", String(64), nullable=True),
+    # Limits (NULL: unlimited); per-model overrides as JSON {model: {rpm, tpm, concurrency}}
+    Column("rpm_limit", Integer, nullable=True),
+    Column("tpm_limit", Integer, nullable=True),
+    Column("concurrency_limit", Integer, nullable=True),
+    Column("task_limit", Integer, nullable=True),
+    Column("model_limits", Text, nullable=True),
     CheckConstraint("role IN ('user', 'admin')", name="role"),
     Index("ix_users_phone", "phone", unique=True),
 )
@@ -77,6 +83,12 @@ api_keys = Table(
     Column("models", Text, nullable=True),  # JSON list: allow-list of model names / llmids
     Column("spend_limit", BigInteger, nullable=True),
     Column("spent", BigInteger, nullable=False, server_default="0"),  # captured + open holds
+    # Limits (NULL: unlimited); per-model overrides as JSON {model: {rpm, tpm, concurrency}}
+    Column("rpm_limit", Integer, nullable=True),
+    Column("tpm_limit", Integer, nullable=True),
+    Column("concurrency_limit", Integer, nullable=True),
+    Column("task_limit", Integer, nullable=True),
+    Column("model_limits", Text, nullable=True),
     CheckConstraint("spend_limit IS NULL OR spent <= spend_limit", name="within_limit"),
 )
 
@@ -91,6 +103,7 @@ ledger_entries = Table(
     Column("ref", String(200), nullable=False, unique=True),  # one entry per external reference
     Column("hold_id", String(32), nullable=True, index=True),
     Column("memo", Text, nullable=True),
+    Column("actor_id", Integer, nullable=True),  # the admin behind a manual adjustment
     Column("created_at", BigInteger, nullable=False),
     CheckConstraint(
         "kind IN ('topup', 'adjust', 'hold', 'capture', 'release', 'refund', 'redeem')", name="kind"
@@ -199,6 +212,7 @@ tasks = Table(
     Column("lease_owner", String(64), nullable=True),
     Column("lease_until", BigInteger, nullable=True),
     Column("deleted_at", BigInteger, nullable=True),
+    Column("media_expired_at", BigInteger, nullable=True),  # stored files deleted (retention)
     CheckConstraint(
         "status IN ('CREATED', 'SUBMITTING', 'PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED',"
         " 'CANCELLED')",
@@ -207,6 +221,9 @@ tasks = Table(
     UniqueConstraint("user_id", "idempotency_key", name="uq_tasks_user_idempotency"),
     Index("ix_tasks_due", "status", "next_poll_at"),
     Index("ix_tasks_user_created", "user_id", "created_at"),
+    Index("ix_tasks_user_status", "user_id", "status"),  # open-task limits
+    Index("ix_tasks_key_status", "key_id", "status"),
+    Index("ix_tasks_finished", "finished_at"),  # media retention
 )
 
 webhook_deliveries = Table(
@@ -225,7 +242,6 @@ webhook_deliveries = Table(
     Column("created_at", BigInteger, nullable=False),
     Index("ix_webhook_deliveries_due", "delivered_at", "failed_at", "next_attempt_at"),
 )
-
 
 console_sessions = Table(
     "console_sessions",
@@ -252,4 +268,59 @@ sms_codes = Table(
     Column("consumed_at", BigInteger, nullable=True),
     CheckConstraint("purpose IN ('login', 'register', 'reset')", name="purpose"),
     Index("ix_sms_codes_phone_purpose", "phone", "purpose", "created_at"),
+)
+
+# --- payments (top-up orders, redeem codes) ------------------------------------------------------
+
+topup_orders = Table(
+    "topup_orders",
+    metadata,
+    Column("out_trade_no", String(64), primary_key=True),  # ours, sent to the payment provider
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),  # micro-units, whole fen
+    Column("method", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("subject", String(128), nullable=False),
+    Column("qr_code", Text, nullable=True),  # precreate's QR content (alipay_qr)
+    Column("trade_no", String(64), nullable=True),  # the provider's, once paid
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),  # sent as time_expire
+    Column("paid_at", BigInteger, nullable=True),
+    Column("closed_at", BigInteger, nullable=True),
+    Column("checks", Integer, nullable=False, server_default="0"),  # trade queries made
+    Column("next_check_at", BigInteger, nullable=False),
+    CheckConstraint("status IN ('pending', 'paid', 'closed')", name="status"),
+    CheckConstraint("method IN ('alipay_page', 'alipay_qr')", name="method"),
+    CheckConstraint("amount > 0", name="amount_pos"),
+    Index("ix_topup_orders_due", "status", "next_check_at"),
+    Index("ix_topup_orders_user_created", "user_id", "created_at"),
+)
+
+redeem_batches = Table(
+    "redeem_batches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("note", String(200), nullable=False, server_default=""),
+    Column("amount", BigInteger, nullable=False),  # per code, micro-units
+    Column("count", Integer, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("created_by", Integer, ForeignKey("users.id"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    CheckConstraint("amount > 0", name="amount_pos"),
+)
+
+redeem_codes = Table(
+    "redeem_codes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("batch_id", Integer, ForeignKey("redeem_batches.id"), nullable=False, index=True),
+    Column("code_hash", String(64), nullable=False, unique=True),  # SHA-256: shown once, like keys
+    Column("prefix", String(16), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("redeemed_by", Integer, ForeignKey("users.id"), nullable=True),
+    Column("redeemed_at", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    CheckConstraint("amount > 0", name="amount_pos"),
 )

@@ -98,14 +98,12 @@ async def until_client_leaves(request: Request, work: Coroutine[Any, Any, T]) ->
         watcher.cancel()
 
 
-def body_doc(model: type[BaseModel]) -> dict[str, Any]:
+def body_doc(model: type[BaseModel], example: Any = None) -> dict[str, Any]:
     """OpenAPI requestBody for routes that parse JSON themselves (faster than FastAPI models)."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
-    }
+    media: dict[str, Any] = {"schema": model.model_json_schema()}
+    if example is not None:
+        media["example"] = example
+    return {"requestBody": {"required": True, "content": {"application/json": media}}}
 
 
 class EventStreamResponse(Response):

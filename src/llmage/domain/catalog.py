@@ -262,6 +262,15 @@ class Catalog:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def adopt(self, other: Catalog) -> None:
+        """Take `other`'s models and prices in place: every service holding this catalog
+        prices the next request with them (a price change announced to every instance)."""
+        self._entries = other._entries
+        self._by_llmid = other._by_llmid
+        self._by_name = other._by_name
+        self._chat_by_name = other._chat_by_name
+        self._aliases = other._aliases
+
     def entries(self) -> Sequence[ModelEntry]:
         return self._entries
 

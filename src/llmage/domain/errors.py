@@ -14,6 +14,8 @@ class LlmageError(Exception):
     code: str | None = None  # OpenAI error `code`
     usage_id: str | None = None  # the failed call's usage record, if it got one
 
+    headers: dict[str, str] | None = None  # extra response headers (Retry-After ...)
+
     def __init__(
         self,
         message: str,
@@ -107,6 +109,19 @@ class InsufficientBalance(LlmageError):
 class SpendLimitExceeded(InsufficientBalance):
     def __init__(self) -> None:
         super().__init__("API key spend limit reached")
+
+
+class RateLimited(LlmageError):
+    """Over a rate or concurrency limit: 429 with Retry-After and x-ratelimit-* headers, which
+    every dialect's error response sends (SDKs back off by them)."""
+
+    status = 429
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, kind: str, headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self.type = kind  # OpenAI spells the exhausted limit here: "requests", "tokens"
+        self.headers = headers
 
 
 class ClientClosedRequest(LlmageError):

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from llmage.domain.limits import LimitPolicy
+
 ROLES: tuple[str, ...] = ("user", "admin")
 
 
@@ -22,6 +24,8 @@ class KeyAuth:
     role: str
     models: frozenset[str] | None
     expires_at: int | None
+    key_limits: LimitPolicy | None = None  # rate/concurrency limits (None: none set)
+    user_limits: LimitPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -177,3 +177,4 @@ class TaskRow:
     next_poll_at: int
     polls: int
     deleted_at: int | None
+    media_expired_at: int | None = None  # retention deleted its stored files

@@ -66,3 +66,14 @@ CHANNEL_BREAKER = Gauge(
     ["channel"],
     registry=REGISTRY,
 )
+LIMITS_BACKEND = Gauge(
+    "llmage_limits_backend",
+    "Where rate and concurrency limits are counted: 1 for the backend in use (redis, local)",
+    ["backend"],
+    registry=REGISTRY,
+)
+INVALIDATION = Gauge(
+    "llmage_invalidation_connected",
+    "1 while this instance receives cache invalidations from other instances (Redis pub/sub)",
+    registry=REGISTRY,
+)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from llmage.domain.credentials import CredentialType
 from llmage.providers.contract import ChatProvider
+from llmage.providers.kling.adapter import KlingAdapter
 from llmage.providers.openai_compat import OpenAICompatProvider
 from llmage.providers.openai_media.adapter import OpenAIMediaAdapter
 from llmage.providers.sim import SimProvider
@@ -45,6 +46,13 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
         chat=lambda d: OpenAICompatProvider(d.transport),
         task=OpenAIMediaAdapter,
         default_base_url="https://api.openai.com/v1",
+    ),
+    ProviderSpec(
+        "kling",
+        "kling",
+        ("pair",),
+        task=KlingAdapter,
+        default_base_url="https://api-beijing.klingai.com",
     ),
 )
 

@@ -8,6 +8,9 @@ each request by the adapter), with defaults from the constructor (like the chat 
   latency_ms           how long a job runs, from submit to SUCCEEDED (PENDING for the first 20%)
   failure_rate         probability (0..1) that a job ends FAILED (error_code "sim_failure")
   submit_failure_rate  probability (0..1) that submit raises a retryable UpstreamError
+  gate_file            a path: jobs stay RUNNING (progress ≤ 99) until that file exists, then
+                       finish as their latency says; lets a test or a demo release jobs on cue
+                       instead of racing a timer (the file is only tested for existence)
 
 Routes: POST /tasks (create: {kind, params, options} -> {id}), POST /tasks/{id}/query (the same
 body -> {status: queued|running|succeeded|failed, progress, poll_after, outputs, usage, error}),
@@ -47,6 +50,7 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -267,6 +271,7 @@ class SimMediaUpstream:
         submit_failure_rate: float = 0.0,
         cache: MediaCache | None = None,
         renderer: MediaRenderer | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._defaults = {
             "latency_ms": latency_ms,
@@ -275,6 +280,7 @@ class SimMediaUpstream:
         }
         self.cache = cache if cache is not None else _DEFAULT_CACHE
         self._renderer = renderer
+        self._clock = clock  # wall-clock seconds: the upstream id carries a wall-clock start
         # Ids cancelled through this instance: best effort, like a real upstream's cancel.
         self._cancelled: OrderedDict[str, None] = OrderedDict()
         self.creates = 0  # create requests answered (tests read it)
@@ -346,7 +352,7 @@ class SimMediaUpstream:
         if random.random() < self._opt(options, "submit_failure_rate"):
             return _error(503, "sim_submit_failure", "sim: injected submit failure")
         self.creates += 1
-        start_ms = int(time.time() * 1000)
+        start_ms = int(self._clock() * 1000)
         latency_ms = max(0, int(self._opt(options, "latency_ms")))
         return _reply(200, {"id": f"sim-{start_ms:x}-{latency_ms:x}-{secrets.token_hex(6)}"})
 
@@ -360,7 +366,7 @@ class SimMediaUpstream:
         params = body.get("params") or {}
         options = body.get("options") or {}
         start_ms, latency_ms = int(match[1], 16), int(match[2], 16)
-        elapsed_ms = time.time() * 1000 - start_ms
+        elapsed_ms = self._clock() * 1000 - start_ms
         remaining = max(latency_ms - elapsed_ms, 0.0) / 1000
         hint = min(max(remaining, 0.05), 5.0)
         if elapsed_ms < latency_ms * PENDING_SHARE:
@@ -368,6 +374,9 @@ class SimMediaUpstream:
         if elapsed_ms < latency_ms:
             progress = max(1, min(99, int(100 * elapsed_ms / latency_ms)))
             return _reply(200, {"status": "running", "progress": progress, "poll_after": hint})
+        gate = options.get("gate_file")
+        if gate and not await asyncio.to_thread(Path(str(gate)).exists):
+            return _reply(200, {"status": "running", "progress": 99, "poll_after": 0.1})
         # A uniform draw fixed per job (a hash of its id), so every query agrees on its fate.
         if _hash64(upstream_id) / 2**64 < self._opt(options, "failure_rate"):
             return _reply(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from llmage.auth.keys import generate_key, hash_key, key_prefix
 from llmage.auth.passwords import hash_password
 from llmage.domain.errors import Conflict, InvalidParameter, NotFound
+from llmage.domain.limits import LimitPolicy, Limits
 from llmage.domain.phone import normalize_phone
+from llmage.services.invalidation import KEYS
 from llmage.services.platform import Platform
 
 
@@ -64,6 +67,7 @@ class AccountService:
         models: list[str] | None = None,
         spend_limit: int | None = None,
         value: str | None = None,
+        limits: Mapping[str, int | None] | None = None,
     ) -> NewKey:
         key = value or generate_key()
         if not key.startswith("sk-") or len(key) < 20:
@@ -84,6 +88,10 @@ class AccountService:
             models=models,
             spend_limit=spend_limit,
         )
+        if limits and any(v is not None for v in limits.values()):
+            await self.update_key_limits(key_id, limits)
+        else:
+            await self._p.invalidate(KEYS)  # an unknown key is cached as unknown for a while
         return NewKey(key_id, key, key_prefix(key))
 
     async def set_status(
@@ -116,7 +124,7 @@ class AccountService:
             raise NotFound(f"no user {user_id}")
         if disabled:
             await self._p.sessions.revoke_others(user_id, keep=None)
-        self._p.keys.invalidate()
+        await self._p.invalidate(KEYS)  # every instance, within a second with Redis
 
     def _check_models(self, models: list[str]) -> None:
         catalog = self._p.catalog
@@ -131,4 +139,47 @@ class AccountService:
     async def revoke_key(self, key_id: int, user_id: int | None = None) -> None:
         if not await self._p.accounts.revoke_key(key_id, user_id):
             raise NotFound(f"no active key {key_id}")
-        self._p.keys.invalidate()
+        await self._p.invalidate(KEYS)
+
+    async def set_user_disabled(self, user_id: int, disabled: bool) -> None:
+        """A disabled user's keys stop working on every instance within a second."""
+        await self.set_status(user_id, disabled=disabled)
+
+    async def update_key_limits(
+        self, key_id: int, changes: Mapping[str, int | None], model: str | None = None
+    ) -> LimitPolicy:
+        """Apply `changes` (rpm, tpm, concurrency, tasks; None clears one) to a key's limits,
+        or to its override for `model`; returns the key's new limits."""
+        row = await self._p.accounts.key_by_id(key_id)
+        if row is None:
+            raise NotFound(f"no key {key_id}")
+        policy = _changed(row.limits, changes, model)
+        await self._p.accounts.set_key_limits(key_id, policy)
+        await self._p.invalidate(KEYS)
+        return policy
+
+    async def update_user_limits(
+        self, user_id: int, changes: Mapping[str, int | None], model: str | None = None
+    ) -> LimitPolicy:
+        row = await self._p.accounts.user_by_id(user_id)
+        if row is None:
+            raise NotFound(f"no user {user_id}")
+        policy = _changed(row.limits, changes, model)
+        await self._p.accounts.set_user_limits(user_id, policy)
+        await self._p.invalidate(KEYS)
+        return policy
+
+
+def _changed(
+    current: LimitPolicy | None, changes: Mapping[str, int | None], model: str | None
+) -> LimitPolicy:
+    policy = current or LimitPolicy()
+    try:
+        if model is None:
+            return LimitPolicy(policy.base.merged(changes), policy.models)
+        if "tasks" in changes:
+            raise ValueError("the open-task limit applies to all models; set it without a model")
+        old = dict(policy.models).get(model, Limits())
+        return policy.with_model(model, old.merged(changes))
+    except ValueError as exc:
+        raise InvalidParameter(str(exc)) from exc

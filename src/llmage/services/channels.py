@@ -10,6 +10,7 @@ channel serving chat models, else the task adapter's probe (an authenticated lis
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,7 +97,11 @@ class ChannelService:
         providers: ProviderRegistry,
         executor: TaskExecutor,
         catalog: Catalog,
+        announce: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """`announce` tells every instance that channels changed (the platform's invalidation
+        bus); without one only this process's directory forgets its cache."""
+        self._announce = announce
         self._repo = repo
         self._tasks = tasks
         self._box = box
@@ -104,6 +109,12 @@ class ChannelService:
         self._providers = providers
         self._exec = executor
         self._catalog = catalog
+
+    async def _changed(self) -> None:
+        if self._announce is None:
+            self._directory.invalidate()
+        else:
+            await self._announce()
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -217,7 +228,7 @@ class ChannelService:
             priority=priority,
             weight=weight,
         )
-        self._directory.invalidate()
+        await self._changed()
         return await self.show(str(channel_id))
 
     async def update(
@@ -238,13 +249,13 @@ class ChannelService:
         await self._repo.update(current.id, **values)
         if enabled is not None:
             await self._repo.set_enabled(str(current.id), bool(enabled))
-        self._directory.invalidate()
+        await self._changed()
         return await self.show(str(current.id))
 
     async def set_enabled(self, ident: str, enabled: bool) -> ChannelView:
         current = await self.show(ident)
         await self._repo.set_enabled(str(current.id), enabled)
-        self._directory.invalidate()
+        await self._changed()
         return await self.show(str(current.id))
 
     async def remove(self, ident: str, *, force: bool = False) -> ChannelView:
@@ -257,7 +268,7 @@ class ChannelService:
                 param="channel",
             )
         await self._repo.remove(current.id)
-        self._directory.invalidate()
+        await self._changed()
         return current
 
     # -- test -----------------------------------------------------------------------------------
@@ -276,7 +287,7 @@ class ChannelService:
 
     async def test(self, ident: str) -> ProbeResult:
         view = await self.show(ident)
-        self._directory.invalidate()
+        await self._changed()
         channel = await self._directory.by_id(view.id)
         if channel is None:
             return ProbeResult(False, 0, "none", "auth", "the credential cannot be decrypted")

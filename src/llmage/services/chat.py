@@ -39,6 +39,7 @@ from llmage.domain.ids import public_id
 from llmage.domain.money import token_cost
 from llmage.domain.principal import KeyAuth
 from llmage.domain.tokens import TokenTally, estimate_tokens, prompt_text, prompt_token_ceiling
+from llmage.limits.limiter import Admission, Limiter
 from llmage.observability import metrics
 from llmage.providers.contract import Channel
 from llmage.providers.registry import ProviderRegistry
@@ -64,6 +65,7 @@ class ChatContext:
     started: float
     deadline: float  # time.monotonic() by which every upstream call of this request ends
     channel: Channel | None = None
+    admission: Admission | None = None  # rate/concurrency limits: ended at settlement
 
 
 @dataclass(slots=True)
@@ -102,6 +104,7 @@ class ChatService:
         attachment_tokens: int,
         call_timeout: float = 600.0,
         stream_timeout: float = 1800.0,
+        limits: Limiter | None = None,
     ) -> None:
         self._catalog = catalog
         self._directory = directory
@@ -111,6 +114,7 @@ class ChatService:
         self._attachment_tokens = attachment_tokens
         self._call_timeout = call_timeout
         self._stream_timeout = stream_timeout
+        self._limits = limits or Limiter()
 
     # -- before the upstream call -------------------------------------------------------------
 
@@ -124,17 +128,25 @@ class ChatService:
         assert isinstance(entry.price, ChatPrice)
         return entry, model, entry.price
 
-    def quote(self, req: ChatRequest, entry: ModelEntry, price: ChatPrice) -> int:
-        """Worst case: every prompt byte a token, and the whole completion budget per choice."""
+    def budget(self, req: ChatRequest, entry: ModelEntry) -> tuple[int, int]:
+        """Worst-case (prompt, completion) tokens: every prompt byte a token, and the whole
+        completion budget per choice."""
         max_tokens = req.max_tokens or entry.max_output_tokens or self._default_max_tokens
         # Tool and schema definitions are prompt tokens too.
         extras = "".join(
             orjson.dumps(req.body[k]).decode() for k in _PROMPT_EXTRAS if req.body.get(k)
         )
         prompt = prompt_token_ceiling(req.body["messages"], self._attachment_tokens, extras)
-        return token_cost(prompt, price.input_per_mtok) + token_cost(
-            max_tokens * req.n, price.output_per_mtok
+        return prompt, max_tokens * req.n
+
+    @staticmethod
+    def _cost(budget: tuple[int, int], price: ChatPrice) -> int:
+        return token_cost(budget[0], price.input_per_mtok) + token_cost(
+            budget[1], price.output_per_mtok
         )
+
+    def quote(self, req: ChatRequest, entry: ModelEntry, price: ChatPrice) -> int:
+        return self._cost(self.budget(req, entry), price)
 
     async def _prepare(
         self, auth: KeyAuth, req: ChatRequest, dialect: str, platform: str | None
@@ -151,16 +163,22 @@ class ChatService:
             req.body["max_tokens"] = entry.max_output_tokens or self._default_max_tokens
         req.body["model"] = model
         usage_id = public_id()
+        tokens = self.budget(req, entry)
+        # Limits before money: a refused request never touches the database.
+        admission = await self._limits.admit(auth, (model, entry.llmid), tokens=sum(tokens))
         try:
             hold = await self._ledger.hold(
                 user_id=auth.user_id,
                 key_id=auth.key_id,
-                amount=self.quote(req, entry, price),
+                amount=self._cost(tokens, price),
                 purpose="chat",
                 ref=usage_id,
             )
-        except InsufficientBalance:
-            metrics.HOLDS.labels("rejected").inc()
+        except BaseException as exc:
+            if admission is not None:
+                admission.done(0)
+            if isinstance(exc, InsufficientBalance):
+                metrics.HOLDS.labels("rejected").inc()
             raise
         metrics.HOLDS.labels("opened").inc()
         metrics.OPEN_HOLDS.inc()
@@ -169,6 +187,7 @@ class ChatService:
         ctx = ChatContext(
             auth, req, entry, model, price, hold, usage_id, dialect, started, deadline
         )
+        ctx.admission = admission
         return ctx, channels
 
     # -- settlement ---------------------------------------------------------------------------
@@ -210,6 +229,8 @@ class ChatService:
             error=error,
             created_at=now_ms(),
         )
+        if ctx.admission is not None:  # the tokens really used correct the tpm buckets
+            ctx.admission.done(usage.prompt_tokens + usage.completion_tokens)
         metrics.OPEN_HOLDS.dec()
         metrics.HOLDS.labels("captured" if amount else "released").inc()
         if amount:

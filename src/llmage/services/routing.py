@@ -41,7 +41,7 @@ class ChannelDirectory:
     def __init__(self, repo: ChannelRepo, box: CredentialBox, ttl: float) -> None:
         self._repo = repo
         self._box = box
-        self._ttl = ttl
+        self.ttl = ttl  # the platform shortens it while cross-instance invalidation is down
         self._channels: list[Channel] = []
         self._expires = 0.0
         self._lock = asyncio.Lock()
@@ -88,8 +88,12 @@ class ChannelDirectory:
                         metrics.CHANNEL_BREAKER.labels(c.name).set(0)
                     self._channels = [c for c, enabled in decrypted.values() if enabled]
                     self._matches = {}
-                    self._expires = time.monotonic() + self._ttl
+                    self._expires = time.monotonic() + self.ttl
         return self._channels
+
+    def invalidate(self) -> None:
+        """Reload on the next request (a channel changed here or on another instance)."""
+        self._expires = 0.0
 
     async def by_id(self, channel_id: int) -> Channel | None:
         await self.all()
@@ -111,10 +115,6 @@ class ChannelDirectory:
             ]
             self._matches[key] = found
         return found if len(found) < 2 else order_channels(found, self._rng)
-
-    def invalidate(self) -> None:
-        """Reload on next use (a channel was added, changed or removed in this process)."""
-        self._expires = 0.0
 
     async def redactor(self) -> Redactor:
         """Removes every channel's credentials and address (disabled channels' too): for

@@ -40,4 +40,8 @@ def native_view(row: TaskRow, media: MediaService, base_url: str) -> dict[str, A
         view["images"] = urls["images"]
     if row.error_code:
         view["error"] = {"code": row.error_code, "message": row.error_message}
+    if row.media_expired_at is not None:
+        # Retention deleted the files; the task and its usage stay on record.
+        view["media_expired"] = True
+        view["media_expired_at"] = row.media_expired_at // 1000
     return view

@@ -10,8 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmage.billing.ledger import Hold, Ledger
-from llmage.db.money import DuplicateRef
-from llmage.db.repos.tasks import TaskRepo, TaskStateChanged, advance_stmt, insert_stmt
+from llmage.db.money import DuplicateRef, Stmt
+from llmage.db.repos.tasks import (
+    TaskRepo,
+    TaskStateChanged,
+    advance_stmt,
+    insert_stmt,
+    open_tasks_guard,
+)
 from llmage.domain.catalog import Catalog, ModelEntry, ModelKind
 from llmage.domain.clock import now_ms
 from llmage.domain.errors import (
@@ -25,10 +31,12 @@ from llmage.domain.errors import (
     UnknownModel,
 )
 from llmage.domain.ids import public_id
+from llmage.domain.limits import BucketState, Dim, Refusal
 from llmage.domain.media_pricing import quote_media
 from llmage.domain.params import normalize_params
 from llmage.domain.principal import KeyAuth
 from llmage.domain.tasks import MediaSource, TaskDraft, TaskRow, TaskStatus
+from llmage.limits.limiter import Limiter, refused
 from llmage.observability import metrics
 from llmage.services.media import MediaService, request_fingerprint
 from llmage.services.routing import ChannelDirectory
@@ -67,6 +75,7 @@ class TaskService:
         timeout_seconds: int,
         wake: Callable[[], None] = lambda: None,
         on_cancel: Callable[[TaskRow], None] = lambda row: None,
+        limits: Limiter | None = None,
     ) -> None:
         self._catalog = catalog
         self._repo = repo
@@ -76,6 +85,7 @@ class TaskService:
         self._timeout_ms = timeout_seconds * 1000
         self.wake = wake
         self.on_cancel = on_cancel
+        self._limits = limits or Limiter()
 
     # -- model choice and price ---------------------------------------------------------------
 
@@ -178,6 +188,8 @@ class TaskService:
             existing = await self._repo.by_idempotency(auth.user_id, idempotency_key)
             if existing is not None:
                 return self._replay(existing, fingerprint)
+        # A submit is a request (rpm); open tasks are counted in the submit transaction below.
+        await self._limits.admit(auth, (q.model, q.entry.llmid), concurrent=False)
         params, inputs = await self._media.materialize(q.entry.params, q.params)
         # Vendor extras pass through as plain values; they never shadow a parameter or a file.
         params.update({k: v for k, v in draft.extra.items() if k not in params and k not in inputs})
@@ -211,7 +223,9 @@ class TaskService:
         )
         values["hold_id"] = hold.id
         try:
-            await self._ledger.run([*stmts, insert_stmt(values)], auth.user_id)
+            await self._ledger.run(
+                [*stmts, insert_stmt(values), *self._open_task_guards(auth)], auth.user_id
+            )
         except DuplicateRef:
             # A concurrent submit with the same Idempotency-Key won; its hold is the only one.
             if idempotency_key:
@@ -227,6 +241,24 @@ class TaskService:
         self.wake()
         assert row is not None
         return row
+
+    @staticmethod
+    def _open_task_guards(auth: KeyAuth) -> list[Stmt]:
+        guards = []
+        for column, subject, policy in (
+            ("key_id", auth.key_id, auth.key_limits),
+            ("user_id", auth.user_id, auth.user_limits),
+        ):
+            limit = policy.base.tasks if policy is not None else None
+            if limit is not None:
+
+                def refusal(limit: int = limit) -> Exception:
+                    # A slot frees when one of them finishes: minutes, not milliseconds.
+                    full = BucketState(Dim.TASKS, limit, 0, 0.0)
+                    return refused(Refusal(Dim.TASKS, limit, 5000.0, (full,)))
+
+                guards.append(open_tasks_guard(auth.user_id, column, subject, limit, refusal))
+        return guards
 
     @staticmethod
     def _replay(existing: TaskRow, fingerprint: str) -> TaskRow:

@@ -11,6 +11,7 @@ from llmage.db.engine import create_engine
 from llmage.db.tables import metadata
 
 config = context.config
+_MIGRATION_LOCK = 0x6C6D6167  # "lmag": a PostgreSQL advisory lock key of our own
 
 
 def _run(connection: Connection) -> None:
@@ -29,8 +30,19 @@ async def _main() -> None:
     assert url
     engine = create_engine(url)
     async with engine.connect() as conn:
-        await conn.run_sync(_run)
-        await conn.commit()
+        pg = conn.dialect.name == "postgresql"
+        if pg:
+            # Instances (and `serve --workers N`) start together: one migrates, the others
+            # wait here and then find the schema already at head.
+            await conn.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})")
+            await conn.commit()
+        try:
+            await conn.run_sync(_run)
+            await conn.commit()
+        finally:
+            if pg:
+                await conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
+                await conn.commit()
     await engine.dispose()
 
 

@@ -47,6 +47,26 @@ CHECKS: dict[str, str] = {
         GROUP BY k.id, k.spent
         HAVING k.spent <> COALESCE(SUM(CASE WHEN h.state = 'open' THEN h.amount
                                        ELSE COALESCE(h.captured, 0) END), 0)""",
+    "a paid top-up order has one credit of its amount, an unpaid one none": """
+        SELECT o.out_trade_no, o.status, o.amount, COUNT(e.id) AS entries,
+               COALESCE(SUM(e.delta_balance), 0) AS credited
+        FROM topup_orders o LEFT JOIN ledger_entries e ON e.ref = 'topup:' || o.out_trade_no
+        GROUP BY o.out_trade_no, o.status, o.amount
+        HAVING (o.status = 'paid' AND (COUNT(e.id) <> 1 OR SUM(e.delta_balance) <> o.amount))
+            OR (o.status <> 'paid' AND COUNT(e.id) <> 0)""",
+    "every top-up credit belongs to a paid order of its user": """
+        SELECT e.id, e.ref, e.user_id FROM ledger_entries e
+        LEFT JOIN topup_orders o ON 'topup:' || o.out_trade_no = e.ref
+            AND o.user_id = e.user_id AND o.status = 'paid'
+        WHERE e.ref LIKE 'topup:%' AND o.out_trade_no IS NULL""",
+    "a redeemed code has one credit of its amount to its redeemer, an unused one none": """
+        SELECT c.id, c.redeemed_by, c.amount, COUNT(e.id) AS entries
+        FROM redeem_codes c
+        LEFT JOIN ledger_entries e ON e.ref = 'redeem:' || CAST(c.id AS VARCHAR(20))
+        GROUP BY c.id, c.redeemed_by, c.amount
+        HAVING (c.redeemed_by IS NOT NULL AND (COUNT(e.id) <> 1
+                OR SUM(e.delta_balance) <> c.amount OR MIN(e.user_id) <> c.redeemed_by))
+            OR (c.redeemed_by IS NULL AND COUNT(e.id) <> 0)""",
 }
 
 

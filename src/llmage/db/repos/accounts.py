@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -12,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from llmage.db.tables import accounts, api_keys, users
 from llmage.domain.clock import now_ms
 from llmage.domain.errors import Conflict
+from llmage.domain.limits import LimitPolicy
 from llmage.domain.principal import KeyAuth
 
 
@@ -26,6 +29,7 @@ class UserRow:
     password_hash: str
     phone: str | None = None
     webhook_salt: str | None = None
+    limits: LimitPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,32 @@ class KeyRow:
     models: tuple[str, ...] | None
     spend_limit: int | None
     spent: int
+    limits: LimitPolicy | None = None
+
+
+def _policy(m: Mapping[Any, Any], prefix: str = "") -> LimitPolicy | None:
+    """The limits stored in a row's columns (`prefix` distinguishes joined tables)."""
+    models = m[f"{prefix}model_limits"]
+    return LimitPolicy.from_columns(
+        m[f"{prefix}rpm_limit"],
+        m[f"{prefix}tpm_limit"],
+        m[f"{prefix}concurrency_limit"],
+        m[f"{prefix}task_limit"],
+        json.loads(models) if models else None,
+    )
+
+
+def limit_values(policy: LimitPolicy) -> dict[str, Any]:
+    """Columns for a policy (the inverse of `_policy`)."""
+    b = policy.base
+    models = policy.models_json()
+    return {
+        "rpm_limit": b.rpm,
+        "tpm_limit": b.tpm,
+        "concurrency_limit": b.concurrency,
+        "task_limit": b.tasks,
+        "model_limits": json.dumps(models, sort_keys=True) if models else None,
+    }
 
 
 def _key_row(r: object) -> KeyRow:
@@ -57,6 +87,7 @@ def _key_row(r: object) -> KeyRow:
         models=tuple(json.loads(m["models"])) if m["models"] else None,
         spend_limit=m["spend_limit"],
         spent=m["spent"],
+        limits=_policy(m),
     )
 
 
@@ -72,6 +103,7 @@ def _user_row(r: object) -> UserRow:
         password_hash=m["password_hash"],
         phone=m["phone"],
         webhook_salt=m["webhook_salt"],
+        limits=_policy(m),
     )
 
 
@@ -213,6 +245,16 @@ class AccountRepo:
                 api_keys.c.expires_at,
                 users.c.username,
                 users.c.role,
+                api_keys.c.rpm_limit,
+                api_keys.c.tpm_limit,
+                api_keys.c.concurrency_limit,
+                api_keys.c.task_limit,
+                api_keys.c.model_limits,
+                users.c.rpm_limit.label("u_rpm_limit"),
+                users.c.tpm_limit.label("u_tpm_limit"),
+                users.c.concurrency_limit.label("u_concurrency_limit"),
+                users.c.task_limit.label("u_task_limit"),
+                users.c.model_limits.label("u_model_limits"),
             )
             .join(users, users.c.id == api_keys.c.user_id)
             .where(
@@ -232,4 +274,21 @@ class AccountRepo:
             role=row.role,
             models=frozenset(json.loads(row.models)) if row.models else None,
             expires_at=row.expires_at,
+            key_limits=_policy(row._mapping),
+            user_limits=_policy(row._mapping, "u_"),
         )
+
+    async def set_key_limits(self, key_id: int, policy: LimitPolicy) -> bool:
+        q = update(api_keys).where(api_keys.c.id == key_id).values(**limit_values(policy))
+        async with self._engine.begin() as conn:
+            return bool((await conn.execute(q)).rowcount)
+
+    async def set_user_limits(self, user_id: int, policy: LimitPolicy) -> bool:
+        q = update(users).where(users.c.id == user_id).values(**limit_values(policy))
+        async with self._engine.begin() as conn:
+            return bool((await conn.execute(q)).rowcount)
+
+    async def key_by_id(self, key_id: int) -> KeyRow | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(api_keys).where(api_keys.c.id == key_id))).first()
+        return _key_row(row) if row else None

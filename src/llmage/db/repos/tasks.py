@@ -58,6 +58,7 @@ def _row(r: Any) -> TaskRow:
         next_poll_at=m["next_poll_at"],
         polls=m["polls"],
         deleted_at=m["deleted_at"],
+        media_expired_at=m["media_expired_at"],
     )
 
 
@@ -69,6 +70,24 @@ _INSERT = (
     " :params, :inputs, :hold_id, :quoted, :idempotency_key, :request_hash, :callback_url,"
     " :remix_of, :now, :now, :deadline_at, :now, 0)"
 )
+
+
+_OPEN_COUNT = (
+    "UPDATE accounts SET held = held WHERE user_id = :user AND (SELECT COUNT(*) FROM tasks"
+    " WHERE {column} = :subject AND status IN ('CREATED', 'PENDING', 'RUNNING')) <= :limit"
+)
+
+
+def open_tasks_guard(
+    user_id: int, column: str, subject: int, limit: int, refused: Callable[[], Exception]
+) -> Stmt:
+    """Runs after the task insert of a submit program: aborts it when the user (column
+    `user_id`) or key (`key_id`) now has more than `limit` open tasks. The hold before it has
+    locked the user's account row, so one user's submits count one after another, on every
+    backend and instance: the count is exact, from the database, never from a cache."""
+    assert column in ("user_id", "key_id")
+    params = {"user": user_id, "subject": subject, "limit": limit}
+    return Stmt(_OPEN_COUNT.format(column=column), params, refused)
 
 
 def insert_stmt(values: Mapping[str, Any]) -> Stmt:

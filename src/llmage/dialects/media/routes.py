@@ -17,10 +17,27 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from llmage.dialects import api_doc
 from llmage.dialects.http import platform_of
+from llmage.dialects.native.schemas import NativeError
 from llmage.services.media_links import ServedMedia
 
 router = APIRouter(tags=["Media"])
+
+_RESPONSES = api_doc.responses(
+    NativeError,
+    api_doc.binary_ok(
+        "The file, with the type it was stored with",
+        ("video/mp4", "image/jpeg", "image/png", "image/webp", "application/octet-stream"),
+    ),
+    {
+        416: {
+            "model": NativeError,
+            "description": "The range misses the file (Content-Range: */size)",
+        },
+    },
+    auth=False,
+)
 
 _RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -90,6 +107,7 @@ def _disposition(media: ServedMedia) -> str:
     summary="Download re-hosted media by signed link (supports Range)",
     operation_id="media_download",
     response_class=Response,
+    responses=_RESPONSES,
 )
 async def media_get(token: str, request: Request) -> Response:
     return await media(token, request)
@@ -100,6 +118,7 @@ async def media_get(token: str, request: Request) -> Response:
     summary="Size and headers of re-hosted media, without the body",
     operation_id="media_head",
     response_class=Response,
+    responses=_RESPONSES,
 )
 async def media_head(token: str, request: Request) -> Response:
     return await media(token, request)

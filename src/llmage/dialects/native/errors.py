@@ -14,4 +14,4 @@ def error_message(exc: LlmageError) -> str:
 
 
 def error_response(exc: LlmageError) -> Response:
-    return JSONBytes({"error": error_message(exc)}, status_code=exc.status)
+    return JSONBytes({"error": error_message(exc)}, status_code=exc.status, headers=exc.headers)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import Response
 
+from llmage.dialects import api_doc
 from llmage.dialects.http import (
     SSE_DONE,
     EventStreamResponse,
@@ -25,6 +26,7 @@ from llmage.dialects.http import (
 from llmage.dialects.native import translate
 from llmage.dialects.native.errors import error_message
 from llmage.dialects.native.plaza import plaza
+from llmage.dialects.native.schemas import Completion, NativeError, Plaza
 from llmage.domain.chat import native_to_chat_body, parse_chat_body
 from llmage.domain.errors import LlmageError
 from llmage.services.chat import ChatStream
@@ -41,7 +43,20 @@ class NativeChatDoc(BaseModel):
     prompt: str | None = None
     sys_prompt: str | None = None
     messages: list[dict[str, Any]] | None = None
-    stream: bool = False
+    stream: bool | None = False
+
+
+_CHAT_EXAMPLE = {"model": "qwen3-max", "prompt": "你是谁", "max_tokens": 64}
+_CHAT_RESPONSES = api_doc.responses(
+    NativeError,
+    api_doc.json_ok(
+        Completion,
+        "The completion; with `stream: true`, chunks carrying content / reasoning_content / "
+        "finish / llmusageid, the last one with the usage",
+        stream=True,
+        headers={"x-llmage-usage-id": "The usage record of this call (also `llmusageid`)"},
+    ),
+)
 
 
 async def _events(stream: ChatStream) -> AsyncIterator[bytes]:
@@ -91,7 +106,8 @@ async def _chat(request: Request) -> Response:
 
 @router.post(
     "/v1/chat/completions",
-    openapi_extra=body_doc(NativeChatDoc),
+    openapi_extra=body_doc(NativeChatDoc, _CHAT_EXAMPLE),
+    responses=_CHAT_RESPONSES,
     summary="Text generation (seed 000)",
 )
 @lean
@@ -100,13 +116,20 @@ async def native_chat(request: Request) -> Response:
 
 
 @router.post(
-    "/t2t", openapi_extra=body_doc(NativeChatDoc), summary="Text generation, older path (seed 001)"
+    "/t2t",
+    openapi_extra=body_doc(NativeChatDoc, _CHAT_EXAMPLE),
+    responses=_CHAT_RESPONSES,
+    summary="Text generation, older path (seed 001)",
 )
 @lean
 async def native_t2t(request: Request) -> Response:
     return await _chat(request)
 
 
-@router.get("/models", summary="Model plaza: every model with its parameter schema and price")
+@router.get(
+    "/models",
+    responses=api_doc.responses(NativeError, api_doc.json_ok(Plaza, "Every model"), auth=False),
+    summary="Model plaza: every model with its parameter schema and price",
+)
 async def models(request: Request) -> Response:
     return JSONBytes(plaza(platform_of(request).catalog, platform_of(request).settings.currency))

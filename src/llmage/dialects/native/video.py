@@ -9,7 +9,9 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from llmage.dialects import api_doc
 from llmage.dialects.http import JSONBytes, authenticate, platform_of
+from llmage.dialects.native.schemas import Estimate, NativeError, Submitted, Task
 from llmage.dialects.submission import (
     CALLBACK_URL,
     controls,
@@ -33,6 +35,16 @@ _CONTROL = (
     CALLBACK_URL,
 )
 _TASKID = (ParamSpec("taskid", "string", required=True, max_length=64),)
+# What /openapi.json says of them (the model's own parameters: GET /llmage/models).
+_CONTROL_FIELDS = {
+    "llmid": {"type": "string", "description": "The catalog entry (GET /llmage/models)"},
+    "model": {"type": ["string", "null"], "description": "One of the entry's model names"},
+    "prompt": {"type": ["string", "number"], "description": "A number is read as its text"},
+    "callback_url": {
+        "type": ["string", "null"],
+        "description": "http(s) URL called when the task ends (empty: none)",
+    },
+}
 _FORM_DOC = {
     "requestBody": {
         "content": {
@@ -40,10 +52,24 @@ _FORM_DOC = {
                 "schema": {
                     "type": "object",
                     "required": ["llmid", "prompt"],
+                    "properties": _CONTROL_FIELDS,
+                    "additionalProperties": True,
+                },
+                "example": {
+                    "llmid": "CrEMkFQfRCmbmopZsCqLj",
+                    "prompt": "小猫在抓老鼠",
+                    "duration": 5,
+                    "ratio": "16:9",
+                    "resolution": "480p",
+                },
+            },
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": _CONTROL_FIELDS,
                     "additionalProperties": True,
                 }
             },
-            "multipart/form-data": {"schema": {"type": "object", "additionalProperties": True}},
         },
         "description": "`llmid`, optional `model`, and the model's parameters (see "
         "GET /llmage/models). Files: image1_file, image2_file (aliases image_file1/2), "
@@ -89,6 +115,7 @@ def base_url(request: Request) -> str:
 @router.post(
     "/video",
     openapi_extra=_FORM_DOC,
+    responses=api_doc.responses(NativeError, api_doc.json_ok(Submitted, "The task, just created")),
     summary="Submit a generation task (seed 000): a video, or images for an image llmid",
 )
 async def submit_video(request: Request) -> Response:
@@ -104,6 +131,7 @@ async def submit_video(request: Request) -> Response:
 @router.post(
     "/estimate",
     openapi_extra=_FORM_DOC,
+    responses=api_doc.responses(NativeError, api_doc.json_ok(Estimate, "The price it would hold")),
     summary="Price of a /llmage/video request, without running it",
 )
 async def estimate(request: Request) -> Response:
@@ -157,6 +185,26 @@ async def task_cancel(request: Request) -> Response:
     return JSONBytes(native_view(row, platform_of(request).media, base_url(request)))
 
 
+def _taskid_doc(method: str) -> dict[str, Any]:
+    """`taskid` in the query; a POST may carry it in a JSON or form body instead."""
+    in_query = api_doc.query(
+        "taskid", {"type": "string"}, "The task's id (from the submit)", required=method != "POST"
+    )
+    doc = api_doc.params(in_query)
+    if method == "POST":
+        body = {"type": "object", "properties": {"taskid": {"type": "string"}}}
+        doc["requestBody"] = {
+            "required": False,
+            "content": {
+                "application/json": {"schema": body},
+                "application/x-www-form-urlencoded": {"schema": body},
+            },
+        }
+    return doc
+
+
+_TASK_RESPONSES = api_doc.responses(NativeError, api_doc.json_ok(Task, "The task"))
+
 # The seed documents the status query as GET in one place and POST in another: both work.
 for _method in ("GET", "POST"):
     router.add_api_route(
@@ -165,6 +213,8 @@ for _method in ("GET", "POST"):
         methods=[_method],
         summary="Task status (seed 000)",
         operation_id=f"native_task_status_{_method.lower()}",
+        openapi_extra=_taskid_doc(_method),
+        responses=_TASK_RESPONSES,
     )
 for _method in ("POST", "DELETE"):
     router.add_api_route(
@@ -173,4 +223,6 @@ for _method in ("POST", "DELETE"):
         methods=[_method],
         summary="Cancel an open task; its hold is released in full",
         operation_id=f"native_task_cancel_{_method.lower()}",
+        openapi_extra=_taskid_doc(_method),
+        responses=_TASK_RESPONSES,
     )

@@ -29,7 +29,9 @@ def in_client_terms(exc: LlmageError) -> LlmageError:
 
 def error_response(exc: LlmageError) -> Response:
     message = exc.described
-    headers = {"x-should-retry": "false"} if isinstance(exc, InsufficientBalance) else {}
+    headers = dict(exc.headers or {})
+    if isinstance(exc, InsufficientBalance):
+        headers["x-should-retry"] = "false"
     return JSONBytes(
         {"code": exc.code, "message": message, "param": exc.param, "type": exc.type},
         status_code=exc.status,

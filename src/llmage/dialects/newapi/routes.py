@@ -12,8 +12,10 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from llmage.dialects import api_doc
 from llmage.dialects.http import JSONBytes, authenticate, platform_of
 from llmage.dialects.newapi.errors import in_client_terms
+from llmage.dialects.newapi.schemas import Job, NewApiError
 from llmage.dialects.newapi.translate import translate_submit
 from llmage.dialects.newapi.views import DIALECT, job_view, submit_view
 from llmage.dialects.submission import idempotency_key, read_submission
@@ -47,11 +49,13 @@ _SUBMIT_DOC = {
                         "extra_body": {"type": "object", "additionalProperties": True},
                     },
                     "additionalProperties": True,
-                }
+                },
+                "example": {"model": "viduq3-pro", "prompt": "a cat", "duration": 5},
             }
         },
     }
 }
+_JOB_RESPONSES = api_doc.responses(NewApiError, api_doc.json_ok(Job, "The job"))
 
 
 def _base_url(request: Request) -> str:
@@ -59,7 +63,10 @@ def _base_url(request: Request) -> str:
 
 
 @router.post(
-    "/generations", openapi_extra=_SUBMIT_DOC, summary="Submit a video task (seeds 002, 004)"
+    "/generations",
+    openapi_extra=_SUBMIT_DOC,
+    responses=_JOB_RESPONSES,
+    summary="Submit a video task (seeds 002, 004)",
 )
 async def create_generation(request: Request) -> Response:
     auth = await authenticate(request)
@@ -79,7 +86,9 @@ async def create_generation(request: Request) -> Response:
     return JSONBytes(submit_view(row, submit.requested))
 
 
-@router.get("/generations/{task_id}", summary="A video task (seeds 002, 004)")
+@router.get(
+    "/generations/{task_id}", responses=_JOB_RESPONSES, summary="A video task (seeds 002, 004)"
+)
 async def get_generation(request: Request, task_id: str) -> Response:
     auth = await authenticate(request)
     p = platform_of(request)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import Response
 
+from llmage.dialects import api_doc
 from llmage.dialects.http import (
     SSE_DONE,
     EventStreamResponse,
@@ -20,6 +21,7 @@ from llmage.dialects.http import (
     until_client_leaves,
 )
 from llmage.dialects.openai.errors import error_body
+from llmage.dialects.openai.schemas import ChatCompletion, OpenAIError
 from llmage.dialects.openai.translate import stream_chunk
 from llmage.domain.chat import parse_chat_body
 from llmage.domain.errors import LlmageError
@@ -34,9 +36,21 @@ class ChatCompletionDoc(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: str
     messages: list[dict[str, Any]]
-    stream: bool = False
+    stream: bool | None = False
     max_tokens: int | None = None
     stream_options: dict[str, Any] | None = None
+
+
+EXAMPLE = {"model": "qwen3-max", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 64}
+RESPONSES = api_doc.responses(
+    OpenAIError,
+    api_doc.json_ok(
+        ChatCompletion,
+        "The completion; with `stream: true`, `chat.completion.chunk` events",
+        stream=True,
+        headers={"x-llmage-usage-id": "The usage record of this call"},
+    ),
+)
 
 
 async def _events(stream: ChatStream, include_usage: bool) -> AsyncIterator[bytes]:

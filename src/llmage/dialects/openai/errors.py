@@ -18,7 +18,7 @@ def error_body(exc: LlmageError) -> dict[str, Any]:
 
 
 def error_response(exc: LlmageError) -> Response:
-    headers = {}
+    headers = dict(exc.headers or {})
     if isinstance(exc, InsufficientBalance):
         # Topping up is the only fix: tell SDKs not to retry (they retry 429 by default).
         headers["x-should-retry"] = "false"

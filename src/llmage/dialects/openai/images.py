@@ -14,6 +14,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from llmage.dialects import api_doc
 from llmage.dialects.http import JSONBytes, authenticate, platform_of
 from llmage.dialects.openai.image_translate import (
     b64_item,
@@ -24,6 +25,7 @@ from llmage.dialects.openai.image_translate import (
     is_async,
     response_format,
 )
+from llmage.dialects.openai.schemas import ImagesResponse, ImageTask, OpenAIError
 from llmage.dialects.openai.videos import base_url, detail_of, owned_task, wants_detail
 from llmage.dialects.submission import file_slots, idempotency_key, read_submission
 from llmage.domain.errors import UpstreamError, UpstreamKind
@@ -40,16 +42,48 @@ DOC = {
                 "schema": {
                     "type": "object",
                     "required": ["model", "prompt"],
+                    "properties": {
+                        "model": {"type": "string"},
+                        "prompt": {
+                            "type": ["string", "number"],
+                            "description": "A number is read as its text",
+                        },
+                        "n": {"type": ["integer", "null"], "minimum": 1},
+                        "size": {"type": ["string", "null"]},
+                        "response_format": {"enum": ["b64_json", "url", None]},
+                    },
                     "additionalProperties": True,
-                }
+                },
+                "example": {
+                    "model": "qwen-image",
+                    "prompt": "a lighthouse",
+                    "size": "1328*1328",
+                    "response_format": "url",
+                },
             },
             "multipart/form-data": {"schema": {"type": "object", "additionalProperties": True}},
         },
         "description": "`model`, `prompt`, optional `n`, `size`, `response_format` "
         "(b64_json | url, default b64_json); edits also `image` (file, URL or base64; several "
         "as `image[]` or a list). Query `?async=true` answers with a task at once.",
-    }
+    },
+    **api_doc.params(
+        api_doc.query("async", api_doc.BOOLEAN, "Answer at once with an `image.task` to poll")
+    ),
 }
+CREATE_RESPONSES = api_doc.responses(
+    OpenAIError,
+    api_doc.json_ok(
+        ImagesResponse | ImageTask, "The images, or with `?async=true` the task to poll"
+    ),
+)
+TASK_DOC = api_doc.params(
+    api_doc.query(
+        "response_format", {"type": "string", "enum": ["b64_json", "url"]}, "How images come"
+    ),
+    api_doc.query("detail", api_doc.BOOLEAN, "Add the task's metadata as `detail`"),
+)
+TASK_RESPONSES = api_doc.responses(OpenAIError, api_doc.json_ok(ImageTask, "The image task"))
 
 
 async def image_items(
@@ -108,16 +142,31 @@ async def get_image_task(request: Request, task_id: str, *, data_uri: bool = Fal
 # -- /v1 routes ---------------------------------------------------------------------------------
 
 
-@router.post("/images/generations", openapi_extra=DOC, summary="Generate images (OpenAI)")
+@router.post(
+    "/images/generations",
+    openapi_extra=DOC,
+    responses=CREATE_RESPONSES,
+    summary="Generate images (OpenAI)",
+)
 async def generations(request: Request) -> Response:
     return await create_image(request, edit=False)
 
 
-@router.post("/images/edits", openapi_extra=DOC, summary="Edit images (OpenAI; JSON or multipart)")
+@router.post(
+    "/images/edits",
+    openapi_extra=DOC,
+    responses=CREATE_RESPONSES,
+    summary="Edit images (OpenAI; JSON or multipart)",
+)
 async def edits(request: Request) -> Response:
     return await create_image(request, edit=True)
 
 
-@router.get("/images/{task_id}", summary="An image task started with ?async=true")
+@router.get(
+    "/images/{task_id}",
+    openapi_extra=TASK_DOC,
+    responses=TASK_RESPONSES,
+    summary="An image task started with ?async=true",
+)
 async def image_task_status(task_id: str, request: Request) -> Response:
     return await get_image_task(request, task_id)

@@ -198,7 +198,8 @@ def video_object(row: TaskRow) -> dict[str, Any]:
         "progress": progress,
         "created_at": unix(row.created_at),
         "completed_at": unix(row.finished_at) if row.status.terminal else None,
-        "expires_at": None,  # re-hosted media does not expire
+        # Re-hosted media lasts until the retention sweep deletes it (LLMAGE_MEDIA_RETENTION_DAYS)
+        "expires_at": unix(row.media_expired_at),
         "prompt": row.params.get("prompt"),
         "seconds": None if duration is None else str(duration),
         "size": video_size(row),

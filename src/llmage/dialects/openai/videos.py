@@ -13,8 +13,10 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from llmage.dialects import api_doc
 from llmage.dialects.http import JSONBytes, authenticate, platform_of
 from llmage.dialects.media.routes import serve
+from llmage.dialects.openai.schemas import OpenAIError, Video, VideoDeleted, VideoList
 from llmage.dialects.openai.task_detail import task_detail
 from llmage.dialects.openai.video_translate import (
     deleted_object,
@@ -47,13 +49,77 @@ CREATE_DOC: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": ["model", "prompt"],
+                    "properties": {
+                        "model": {"type": "string"},
+                        "prompt": {
+                            "type": ["string", "number"],
+                            "description": "A number is read as its text",
+                        },
+                        "seconds": {"type": ["string", "integer", "null"]},
+                        "size": {"type": ["string", "null"], "example": "1280x720"},
+                    },
                     "additionalProperties": True,
-                }
+                },
+                "example": {
+                    "model": "doubao-seedance-1-5-pro-251215",
+                    "prompt": "a cat chasing a mouse",
+                    "seconds": "5",
+                    "size": "864x480",
+                },
             },
         },
         "description": "`model` (catalog name or llmid), `prompt`, `seconds` (→ duration), "
         "`size` WxH (→ size, or resolution + ratio), `input_reference` (file, URL, base64, "
         "`{image_url}`; several → reference images), or any of the model's own parameters.",
+    }
+}
+
+
+_POLL_AFTER = {"openai-poll-after-ms": "While the video is open: when to ask again (ms)"}
+VIDEO_RESPONSES = api_doc.responses(
+    OpenAIError, api_doc.json_ok(Video, "The video", headers=_POLL_AFTER)
+)
+LIST_RESPONSES = api_doc.responses(OpenAIError, api_doc.json_ok(VideoList, "A page of your videos"))
+DELETE_RESPONSES = api_doc.responses(OpenAIError, api_doc.json_ok(VideoDeleted, "Deleted"))
+CONTENT_RESPONSES = api_doc.responses(
+    OpenAIError,
+    api_doc.binary_ok(
+        "The file (video/mp4, or the thumbnail image)",
+        ("video/mp4", "image/jpeg", "image/png", "image/webp", "application/octet-stream"),
+    ),
+)
+LIST_DOC = api_doc.params(
+    api_doc.query("after", {"type": "string"}, "The last id of the previous page"),
+    api_doc.query(
+        "limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "Page size"
+    ),
+    api_doc.query("order", {"type": "string", "enum": ["asc", "desc"]}, "By creation time"),
+)
+DETAIL_DOC = api_doc.params(
+    api_doc.query("detail", api_doc.BOOLEAN, "Add the task's metadata as `detail`")
+)
+CONTENT_DOC = api_doc.params(
+    api_doc.query(
+        "variant",
+        {"type": "string", "enum": ["video", "thumbnail"], "default": "video"},
+        "Which file",
+    )
+)
+REMIX_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["prompt"],
+                    "properties": {"prompt": {"type": "string"}},
+                    "additionalProperties": True,
+                }
+            },
+            "multipart/form-data": {"schema": {"type": "object", "additionalProperties": True}},
+        },
+        "description": "A new `prompt` (and optionally new `input_reference` images)",
     }
 }
 
@@ -151,6 +217,8 @@ async def video_content(request: Request, video_id: str) -> Response:
             param="variant",
             allowed=tuple(VARIANTS),
         )
+    if row.media_expired_at is not None:
+        raise NotFound(f"The files of video '{video_id}' expired and were deleted")
     outputs = row.outputs if row.status is TaskStatus.SUCCEEDED else {}
     file = outputs.get(VARIANTS.get(variant, ""))
     if not isinstance(file, StoredFile):
@@ -202,22 +270,41 @@ async def remix_video(request: Request, video_id: str, platform: str | None = No
 # -- /v1 routes ---------------------------------------------------------------------------------
 
 
-@router.post("/videos", openapi_extra=CREATE_DOC, summary="Create a video (OpenAI videos API)")
+@router.post(
+    "/videos",
+    openapi_extra=CREATE_DOC,
+    responses=VIDEO_RESPONSES,
+    summary="Create a video (OpenAI videos API)",
+)
 async def create(request: Request) -> Response:
     return await create_video(request)
 
 
-@router.get("/videos", summary="List your videos (cursor page: after, limit, order)")
+@router.get(
+    "/videos",
+    openapi_extra=LIST_DOC,
+    responses=LIST_RESPONSES,
+    summary="List your videos (cursor page: after, limit, order)",
+)
 async def list_(request: Request) -> Response:
     return await list_videos(request)
 
 
-@router.get("/videos/{video_id}", summary="Retrieve a video (?detail=true adds task metadata)")
+@router.get(
+    "/videos/{video_id}",
+    openapi_extra=DETAIL_DOC,
+    responses=VIDEO_RESPONSES,
+    summary="Retrieve a video (?detail=true adds task metadata)",
+)
 async def retrieve(video_id: str, request: Request) -> Response:
     return await retrieve_video(request, video_id)
 
 
-@router.delete("/videos/{video_id}", summary="Delete a video (cancels it if still running)")
+@router.delete(
+    "/videos/{video_id}",
+    responses=DELETE_RESPONSES,
+    summary="Delete a video (cancels it if still running)",
+)
 async def delete(video_id: str, request: Request) -> Response:
     return await delete_video(request, video_id)
 
@@ -226,11 +313,18 @@ async def delete(video_id: str, request: Request) -> Response:
     "/videos/{video_id}/content",
     summary="Download the video or its thumbnail (?variant=video|thumbnail; byte ranges)",
     response_class=Response,
+    openapi_extra=CONTENT_DOC,
+    responses=CONTENT_RESPONSES,
 )
 async def content(video_id: str, request: Request) -> Response:
     return await video_content(request, video_id)
 
 
-@router.post("/videos/{video_id}/remix", summary="Remix a completed video with a new prompt")
+@router.post(
+    "/videos/{video_id}/remix",
+    openapi_extra=REMIX_DOC,
+    responses=VIDEO_RESPONSES,
+    summary="Remix a completed video with a new prompt",
+)
 async def remix(video_id: str, request: Request) -> Response:
     return await remix_video(request, video_id)

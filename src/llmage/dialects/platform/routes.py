@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from llmage.dialects import api_doc
 from llmage.dialects.http import body_doc, lean
 from llmage.dialects.openai import chat
 from llmage.domain.errors import NotFound
@@ -17,6 +18,16 @@ router = APIRouter(tags=["Platform-prefixed (OpenAI format)"])
 RESERVED = frozenset({"v1", "llmage", "docs", "metrics", "healthz", "openapi.json", "redoc"})
 
 
+PLATFORM_PARAM = {
+    "name": "platform",
+    "in": "path",
+    "required": True,
+    "description": "An upstream platform some enabled channel belongs to (e.g. aliyun, sim)",
+    "schema": {"type": "string"},
+    "example": "sim",
+}
+
+
 def _platform(platform: str) -> str:
     if platform in RESERVED:
         raise NotFound(f"Unknown platform '{platform}'", param="platform")
@@ -25,7 +36,11 @@ def _platform(platform: str) -> str:
 
 @router.post(
     "/{platform}/v1/chat/completions",
-    openapi_extra=body_doc(chat.ChatCompletionDoc),
+    # A lean route takes only the request: its path parameter is declared here.
+    openapi_extra=api_doc.merge(
+        api_doc.params(PLATFORM_PARAM), body_doc(chat.ChatCompletionDoc, chat.EXAMPLE)
+    ),
+    responses=chat.RESPONSES,
     summary="Chat completion on one platform's channels (seed 003)",
 )
 @lean

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
@@ -71,6 +71,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_console_sessions_user_id"), table_name="console_sessions")
     op.drop_table("console_sessions")
     op.drop_index("ix_users_phone", table_name="users")
-    with op.batch_alter_table("users") as batch:
-        batch.drop_column("webhook_salt")
-        batch.drop_column("phone")
+    # Plain DROP COLUMN (SQLite 3.35+): a batch copy of `users` would have to drop a table
+    # other tables' foreign keys point at, which SQLite refuses.
+    op.drop_column("users", "webhook_salt")
+    op.drop_column("users", "phone")

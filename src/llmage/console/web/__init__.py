@@ -1,0 +1,1 @@
+"""The console's web pages: Jinja2 templates, the message catalogue, vendored static files."""

@@ -1,0 +1,1 @@
+"""Rate and concurrency limits: in-process buckets, Redis buckets, and the limiter in front."""
