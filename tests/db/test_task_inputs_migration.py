@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,8 +15,7 @@ from sqlalchemy import text
 
 from llmage.db.engine import Database
 from llmage.db.migrate import alembic_config, upgrade
-from llmage.db.repos.tasks import TaskRepo
-from llmage.domain.stored_files import StoredFile
+from llmage.domain.stored_files import StoredFile, files_from_record
 from support.backends import BACKENDS, database_url
 
 REF = {
@@ -51,12 +51,21 @@ def sql(url: str, statement: str, **params: Any) -> list[Any]:
 
 
 async def _task(url: str, task_id: str) -> Any:
+    """The task's params and inputs at revision 0003, decoded as the repository decodes them
+    (the repository itself reads the newest schema, which later migrations extend)."""
     db = Database(url)
     await db.start()
     try:
-        return await TaskRepo(db.engine, not db.is_sqlite).get(task_id)
+        async with db.engine.connect() as conn:
+            params, inputs = (
+                await conn.execute(
+                    text("SELECT params, inputs FROM tasks WHERE id = :id"), {"id": task_id}
+                )
+            ).one()
     finally:
         await db.close()
+    decoded = files_from_record(json.loads(inputs)) if inputs else {}
+    return SimpleNamespace(params=json.loads(params), inputs=decoded)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
