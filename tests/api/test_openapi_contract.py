@@ -44,11 +44,15 @@ _DOC_APP = create_app(
 )
 SPEC: dict[str, Any] = _DOC_APP.openapi()
 KEY = "sk-openapi-contract-0123456789abcdef0123456789"  # the demo user's key on the test server
+# The API dialects (API-key clients). The console's JSON API under /api/ (cookie sessions, CSRF,
+# its own envelope) is not under this contract yet: its routes are tested in tests/console and
+# tests/payments, and bringing them here means teaching the checks its session auth.
+CONSOLE = r"^/api/"
 OPERATIONS = [
     (path, method, op)
     for path, ops in SPEC["paths"].items()
     for method, op in ops.items()
-    if method in ("get", "post", "put", "patch", "delete", "head")
+    if method in ("get", "post", "put", "patch", "delete", "head") and not re.match(CONSOLE, path)
 ]
 schema = schemathesis.openapi.from_dict(
     SPEC,
@@ -61,7 +65,7 @@ schema = schemathesis.openapi.from_dict(
             "checks": {"positive_data_acceptance": {"enabled": False}},
         }
     ),
-)
+).exclude(path_regex=CONSOLE)
 
 
 def _ids(ops: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
