@@ -131,6 +131,8 @@ class TaskRepo:
         self._pg = is_postgres
 
     async def get(self, task_id: str, user_id: int | None = None) -> TaskRow | None:
+        if "\x00" in task_id:  # no row can have it, and PostgreSQL refuses NUL in any text
+            return None
         q = select(tasks).where(tasks.c.id == task_id)
         if user_id is not None:
             q = q.where(tasks.c.user_id == user_id)
