@@ -43,7 +43,8 @@ class Checked:
             (method.upper(), path)
             for path, ops in spec["paths"].items()
             for method in ops
-            if method in ("get", "post", "delete", "head")
+            # The console's cookie-session API (/api/) answers in its own suites.
+            if method in ("get", "post", "delete", "head") and not path.startswith("/api/")
         }
         self.covered: set[tuple[str, str]] = set()
 
