@@ -339,6 +339,8 @@ CAROL = ["user", "create", "carol", "--password", "password-789"]
 BAD_ARGUMENTS: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "negative credit": (["credit", "carol", "--", "-5"], ("must be positive",)),
     "amount not a number": (["credit", "carol", "lots"], ("lots",)),
+    # would make Alipay's payment of order 42 look already credited
+    "reserved ref": (["credit", "carol", "5", "--ref", "TOPUP:42"], ("--ref", "topup:")),
     "spend limit not a number": (
         ["key", "create", "carol", "--spend-limit", "plenty"],
         ("plenty",),

@@ -11,7 +11,7 @@ import click
 
 from llmage.cli.runtime import run
 from llmage.domain.limits import LimitPolicy
-from llmage.domain.money import format_amount, parse_amount
+from llmage.domain.money import format_amount, parse_amount, reserved_ref
 from llmage.services.accounts import AccountService
 from llmage.services.platform import Platform
 
@@ -321,6 +321,11 @@ def credit(username: str, amount: str, ref: str | None, memo: str | None) -> Non
     micros = _amount(amount, "AMOUNT")
     if micros <= 0:
         raise click.BadParameter("must be positive", param_hint="AMOUNT")
+    if ref is not None and (prefix := reserved_ref(ref)) is not None:
+        raise click.BadParameter(
+            f"references starting with '{prefix}' are written by the platform itself",
+            param_hint="--ref",
+        )
 
     async def work(p: Platform) -> tuple[bool, int, int]:
         uid = await AccountService(p).user_id(username)

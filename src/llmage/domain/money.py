@@ -48,3 +48,15 @@ def format_amount(micros: int) -> str:
 def to_display(micros: int, places: int = 2) -> str:
     q = Decimal(micros) / MICROS_PER_UNIT
     return str(q.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+
+
+# Ledger refs the platform writes itself. An operator reference starting with one of these could
+# collide with a future order or code (a `topup:<n>` typed by hand would make Alipay's real payment
+# of order n look already credited), so operator input may not use them.
+RESERVED_REF_PREFIXES = ("topup:", "redeem:", "admin:", "settle:", "cli:")
+
+
+def reserved_ref(ref: str) -> str | None:
+    """The reserved prefix `ref` starts with (case-insensitive), or None."""
+    low = ref.lower()
+    return next((p for p in RESERVED_REF_PREFIXES if low.startswith(p)), None)
