@@ -72,6 +72,9 @@ class TaskJob:
     media: Mapping[str, Sequence[MediaInput]]  # slot name -> files, in order
     llmid: str = ""
     submitted_at_ms: int = 0  # when our create started (recover looks from there)
+    # Recover only: upstream ids other tasks of ours on this channel already own. None of them
+    # can be the one our lost create made, whatever it echoes.
+    claimed: frozenset[str] = frozenset()
 
     def files(self, slot: str) -> Sequence[MediaInput]:
         return self.media.get(slot, ())

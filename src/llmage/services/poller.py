@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 _SUBMIT_ATTEMPTS = 5
 _SUBMIT_MS = "_submit_ms"  # our own entry in upstream_state: when the create started
+_CLAIMED_MARGIN_MS = 60_000
 
 _FAILURE_TEXT = {
     UpstreamKind.INPUT_MODERATION: "The provider's content moderation refused the input",
@@ -270,7 +271,9 @@ class TaskPoller:
             submitted = await self._exec.submit(adapter, channel, job, key_index)
         except SubmitOutcomeUnknown as exc:
             log.warning("task %s: %s; recovering", row.id, exc.message)
-            await self._settle.move(row, row.status, {}, self._recover_delay(adapter))
+            # Give the upstream's list a moment to show a task it has just made: one poll
+            # interval, the channel's own when it sets one.
+            await self._settle.move(row, row.status, {}, self._interval(channel, adapter, 0, None))
             return
         except UpstreamError as exc:
             await self._submit_failed(row, channel, exc)
@@ -310,6 +313,11 @@ class TaskPoller:
 
     async def _recover(self, row: TaskRow, channel: Channel, adapter: TaskAdapter) -> None:
         job = self._job(row, channel)
+        # What our other tasks on this channel already own is never the lost create's task
+        # (a margin well beyond any clock skew: claiming too many ids costs nothing).
+        since = job.submitted_at_ms - _CLAIMED_MARGIN_MS
+        claimed = await self._repo.upstream_ids_since(channel.id, since, row.id)
+        job = dataclasses.replace(job, claimed=claimed)
         try:
             found = await self._exec.recover(adapter, channel, job, row.key_index)
         except LookupError:
@@ -327,7 +335,10 @@ class TaskPoller:
             return
         if found is None:
             await self._settle.fail(
-                row, "submit_lost", "The provider never created the task; nothing charged"
+                row,
+                "submit_lost",
+                "The provider's task for this request could not be found for certain; "
+                "nothing charged",
             )
             return
         log.info("task %s: recovered upstream task after an unknown create", row.id)
@@ -422,10 +433,6 @@ class TaskPoller:
             else max(self._s.task_poll_interval_ms, adapter.poll_interval * 1000)
         )
         return int(min(base * (1.5 ** min(polls, 10)), self._s.task_poll_max_interval_ms))
-
-    def _recover_delay(self, adapter: TaskAdapter) -> int:
-        # Give the upstream's list a moment to show a task it has just created.
-        return int(max(self._s.task_poll_interval_ms, adapter.poll_interval * 1000))
 
     def _retry_delay(self, row: TaskRow, channel: Channel, exc: UpstreamError) -> int:
         """The upstream's Retry-After when it gave one (never below the channel's base poll

@@ -67,7 +67,7 @@ def media(ctype: str, name: str) -> MediaInput:
 
 def job(
     model: str = S20, mode: str = "t2v", media_: dict[str, list[MediaInput]] | None = None,
-    kind: str = "video", **params: Any,
+    kind: str = "video", claimed: set[str] | None = None, **params: Any,
 ) -> TaskJob:  # fmt: skip
     return TaskJob(
         task_id="TASK123",
@@ -77,6 +77,7 @@ def job(
         params={"prompt": "a cat", **params},
         media=media_ or {},
         submitted_at_ms=1_758_941_480_000,
+        claimed=frozenset(claimed or ()),
     )
 
 
@@ -383,7 +384,8 @@ async def test_cancel_is_a_delete_of_the_task() -> None:
 
 async def test_recovery_lists_the_model_and_finds_our_task() -> None:
     up = MockUpstream(lambda req: reply(200, fixture("list.json")))
-    j = job(resolution="720p", ratio="16:9", duration=5)
+    # The later twin of the same shape is another task of ours (its create was answered).
+    j = job(resolution="720p", ratio="16:9", duration=5, claimed={"cgt-ours-twin-later"})
     found = await TaskExecutor(up).recover(ARK, channel(), j)
     assert found is not None and found.upstream_id == "cgt-ours"
     (req,) = up.requests
@@ -393,6 +395,18 @@ async def test_recovery_lists_the_model_and_finds_our_task() -> None:
     assert ARK.parse_recover(other, reply(200, fixture("list.json"))) is None
     later = dataclasses.replace(j, submitted_at_ms=1_758_941_600_000)
     assert ARK.parse_recover(later, reply(200, fixture("list.json"))) is None
+    # Two tasks of our shape that none of ours owns: either could be ours, so neither is taken.
+    unsure = dataclasses.replace(j, claimed=frozenset())
+    assert ARK.parse_recover(unsure, reply(200, fixture("list.json"))) is None
+    # The task made just before our create (inside the clock-skew allowance) that another
+    # task of ours owns is never taken for ours, however it echoes.
+    near = {"id": "cgt-theirs", "created_at": 1_758_941_478, "resolution": "720p",
+            "ratio": "16:9", "duration": 5}  # fmt: skip
+    mine = {**near, "id": "cgt-mine", "created_at": 1_758_941_481}
+    listed = reply(200, {"items": [mine, near]})
+    assert ARK.parse_recover(dataclasses.replace(j, claimed=frozenset()), listed) is None
+    found = ARK.parse_recover(dataclasses.replace(j, claimed=frozenset({"cgt-theirs"})), listed)
+    assert found is not None and found.upstream_id == "cgt-mine"
     routed = job(S15, "r2v", {"image1_file": [media("image/png", "r")]})
     ctx = TaskExecutor(up).context(ARK, channel())
     recover = ARK.recover_request(ctx, routed)

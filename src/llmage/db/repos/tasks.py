@@ -217,6 +217,19 @@ class TaskRepo:
         async with self._engine.connect() as conn:
             return int((await conn.execute(q, {"c": channel_id})).scalar_one())
 
+    async def upstream_ids_since(self, channel_id: int, since: int, exclude: str) -> frozenset[str]:
+        """Upstream ids that tasks on a channel (other than `exclude`) own and that the upstream
+        may have created at or after `since` (ms): every open task's, and those of tasks that
+        finished since (a task finishes after its upstream task was created)."""
+        q = text(
+            "SELECT upstream_id FROM tasks WHERE channel_id = :c AND upstream_id IS NOT NULL"
+            " AND id <> :me AND (status IN ('SUBMITTING', 'PENDING', 'RUNNING')"
+            " OR finished_at >= :since)"
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(q, {"c": channel_id, "me": exclude, "since": since})).all()
+        return frozenset(str(r[0]) for r in rows)
+
     async def mark_deleted(self, task_id: str, user_id: int, now: int) -> bool:
         q = (
             update(tasks)

@@ -9,11 +9,13 @@ and the `duration` / `resolution` / `ratio` it actually made (2.0 may choose the
 
 Exactly once: Ark has no idempotency field and its SDK retries POST — we never do. A create of
 unknown outcome is looked up in `GET …/tasks?filter.model=…` (all statuses: by the time we look,
-a fast task may be finished) and matched on creation time (not before our create started) and
-the echoed resolution / ratio / duration. One page is read (the model's 100 newest): an account
-making more than that between our create and the lookup would hide the task, which then fails
-unbilled. Cancel: `DELETE …/tasks/{id}` (works on queued tasks only; on a finished task it
-deletes the record, so it is sent only for a cancel).
+a fast task may be finished) and matched on creation time (not before our create started),
+the echoed resolution / ratio / duration, and not being owned by another of our tasks; only a
+single match is taken (the list carries no prompt, so two unknown tasks of one shape are
+indistinguishable: the task then fails unbilled rather than take another's result). One page is
+read (the model's 100 newest): an account making more than that between our create and the
+lookup would hide the task, which then fails unbilled. Cancel: `DELETE …/tasks/{id}` (works on
+queued tasks only; on a finished task it deletes the record, so it is sent only for a cancel).
 
 Images (Seedream): `POST /images/generations` is synchronous: the create answers with the
 images (`response_format: url`, valid 24 h: a few 4K images as base64 would outgrow a JSON
@@ -218,22 +220,24 @@ class ArkAdapter(BaseTaskAdapter):
     def parse_recover(self, job: TaskJob, reply: UpstreamReply) -> Submitted | None:
         """The task our lost create made: in the model's list (the upstream filtered it),
         created at or after our create started (a few seconds of skew allowed), echoing the
-        resolution, ratio and duration we asked for; the earliest such one."""
+        resolution, ratio and duration we asked for, and owned by none of our other tasks.
+        Only a single such task is ours for certain: with none, or several (another create
+        of the same shape that we do not know), nothing is recovered rather than guessed."""
         since = job.submitted_at_ms / 1000 - _RECOVER_SKEW
         expect = expected_echo(job)
         found = [
-            item
+            str(item["id"])
             for item in dig(reply.json(), "items") or []
             if isinstance(item, dict)
             and isinstance(item.get("id"), str)
+            and item["id"] not in job.claimed
             and (created := _number(item.get("created_at"))) is not None
             and created >= since
             and all(_echoes(item.get(k), v) for k, v in expect.items())
         ]
-        if not found:
-            return None
-        first = min(found, key=lambda item: float(item["created_at"]))
-        return Submitted(str(first["id"]))
+        if len(found) > 1:
+            log.warning("ark recovery of task %s: %d tasks could be ours", job.task_id, len(found))
+        return Submitted(found[0]) if len(found) == 1 else None
 
     def probe_request(self, ctx: CallContext) -> UpstreamRequest | None:
         query = {"page_num": 1, "page_size": 1}
