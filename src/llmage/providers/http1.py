@@ -308,6 +308,7 @@ class Http1Pool:
         read_timeout: float,
         max_idle_per_host: int = 512,
         keepalive_expiry: float = 4.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
@@ -316,7 +317,7 @@ class Http1Pool:
         # reused, so a POST (never resent) rarely meets a connection the server just closed.
         self._keepalive_expiry = keepalive_expiry
         self._idle: dict[tuple[str, str, int], list[_Conn]] = {}
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl = ssl_context  # None: the system's trust store, made on first use
 
     def _put(self, key: tuple[str, str, int], conn: _Conn) -> None:
         idle = self._idle.setdefault(key, [])
