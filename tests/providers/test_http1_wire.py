@@ -24,7 +24,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from llmage.providers.http1 import Http1Pool, HttpDeadline, HttpError, HttpTimeout
+from llmage.domain.errors import UpstreamKind
+from llmage.providers.http1 import (
+    Http1Pool,
+    HttpDeadline,
+    HttpError,
+    HttpStalled,
+    HttpTimeout,
+    _Conn,
+)
+from llmage.providers.transport import upstream_error
 from support.servers import free_socket
 
 GUARD = 30.0  # only reached if the client hangs
@@ -421,3 +430,79 @@ async def test_tls_to_a_trusted_certificate_and_refused_otherwise(
     await trusting.close()
     with pytest.raises(HttpError, match="upstream unreachable: SSLCertVerificationError"):
         await pool().request("GET", up.url, {})  # the system's trust store knows it not
+
+
+# -- the protocol object alone ------------------------------------------------------------------
+
+
+class RecordingTransport:
+    """Stands in for a socket transport: records flow control."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pause_reading(self) -> None:
+        self.calls.append("pause")
+
+    def resume_reading(self) -> None:
+        self.calls.append("resume")
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+def test_unread_bytes_past_the_limit_pause_the_socket_until_taken() -> None:
+    conn = _Conn()
+    transport = RecordingTransport()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    piece = b"p" * (1 << 19)
+    size = 3 * len(piece)
+    conn.data_received(f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n".encode())
+    for _ in range(3):
+        conn.data_received(piece)
+    assert transport.calls == ["pause"] and conn.paused  # once, past 1 MiB unread
+    assert conn.take() == piece * 3
+    assert transport.calls == ["pause", "resume"] and conn.complete
+    assert conn.take() == b""  # nothing more: no second resume
+    assert transport.calls == ["pause", "resume"]
+
+
+async def test_a_timer_that_fires_after_the_wake_leaves_it_alone() -> None:
+    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    fut.set_result(None)
+    _Conn._expire(fut, "upstream read timed out")  # no InvalidStateError
+    assert fut.result() is None
+
+
+async def test_a_deadline_passed_on_a_pooled_connection(servers: list[RawServer]) -> None:
+    up = await serve(servers, replies(sized(b"ok")))
+    p = pool()
+    assert await get(p, up.url) == b"ok"
+    with pytest.raises(HttpDeadline):  # no connect to refuse it: the first wait does
+        await p.request("GET", up.url, {}, deadline=time.monotonic() - 1)
+    await p.close()
+
+
+async def test_a_stream_ending_with_a_newline_has_no_tail(servers: list[RawServer]) -> None:
+    up = await serve(servers, replies(sized(b"data: a\n\ndata: b\n")))
+    p = pool()
+    resp = await p.request("GET", up.url, {})
+    assert [line async for line in resp.lines()] == [b"data: a", b"", b"data: b"]
+    await p.close()
+
+
+@pytest.mark.parametrize(
+    ("exc", "answered", "kind", "message"),
+    [
+        (HttpStalled("x"), True, UpstreamKind.TIMEOUT, "Upstream stream stalled"),
+        (HttpDeadline("x"), False, UpstreamKind.TIMEOUT, "within the deadline"),
+        (HttpTimeout("x"), False, UpstreamKind.TIMEOUT, "Upstream timed out"),
+        (HttpError("x"), True, UpstreamKind.TIMEOUT, "broke mid-response"),
+        (HttpError("x"), False, UpstreamKind.RETRYABLE, "Upstream unreachable"),
+    ],
+)
+def test_transport_failures_map_to_upstream_errors(
+    exc: HttpError, answered: bool, kind: UpstreamKind, message: str
+) -> None:
+    err = upstream_error(exc, answered=answered)
+    assert err.kind is kind and message in err.message

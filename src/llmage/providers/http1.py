@@ -324,7 +324,8 @@ class Http1Pool:
         if len(idle) < self._max_idle:
             conn.idle_since = time.monotonic()
             idle.append(conn)
-        elif conn.transport is not None:
+        else:
+            assert conn.transport is not None  # a pooled connection was made
             conn.transport.close()
 
     async def _connect(self, key: tuple[str, str, int], deadline: float) -> _Conn:
@@ -433,8 +434,8 @@ class Http1Pool:
     async def close(self) -> None:
         for idle in self._idle.values():
             for conn in idle:
-                if conn.transport is not None:
-                    conn.transport.close()
+                assert conn.transport is not None  # only made connections are pooled
+                conn.transport.close()
         self._idle.clear()
         with contextlib.suppress(Exception):
             await asyncio.sleep(0)
