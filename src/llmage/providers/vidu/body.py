@@ -127,13 +127,12 @@ def model_for(job: TaskJob, path: str) -> str:
 
 
 def images(job: TaskJob, path: str) -> list[str]:
+    """The `images` of a create on a path that takes them (every path but TEXT)."""
     if path == REFERENCE:
         return [f.url for f in job.files("image_files")]
     if path == START_END:
         return [job.files("image1_file")[0].url, job.files("image2_file")[0].url]
-    if path == IMAGE:
-        return [job.files("image1_file")[0].url]
-    return []
+    return [job.files("image1_file")[0].url]
 
 
 def create_body(job: TaskJob) -> tuple[str, dict[str, Any]]:
