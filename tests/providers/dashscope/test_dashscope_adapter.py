@@ -5,6 +5,7 @@ kinds, recovery from the task list, cancel and probe."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -513,6 +514,10 @@ async def test_recover_window(offsets_ms: tuple[int, ...], found: str | None) ->
     up = MockUpstream(lambda r: reply(200, {"request_id": "x", "data": data}))
     got = await TaskExecutor(up).recover(ADAPTER, channel(), job("wan2.6-t2v"))
     assert (got.upstream_id if got else None) == found
+    if found is not None:  # owned by another task of ours: never this one's
+        owned = dataclasses.replace(job("wan2.6-t2v"), claimed=frozenset({found}))
+        again = await TaskExecutor(up).recover(ADAPTER, channel(), owned)
+        assert again is None or again.upstream_id != found
 
 
 async def test_recover_of_two_frames_lists_the_kf2v_model() -> None:

@@ -3,6 +3,7 @@ MockUpstream: no network. Request shapes, status mapping, error kinds, downloads
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -211,6 +212,10 @@ async def test_recover_finds_the_video_our_create_made() -> None:
     found = await TaskExecutor(up).recover(ADAPTER, channel(), job())
     assert found is not None and found.upstream_id == "video_ours"
     assert up.requests[0].url == "https://reseller.example/v1/videos?limit=100&order=desc"
+    # A video another task of ours owns is never taken for this one.
+    owned = dataclasses.replace(job(), claimed=frozenset({"video_ours"}))
+    found = await TaskExecutor(up).recover(ADAPTER, channel(), owned)
+    assert found is not None and found.upstream_id == "video_new"
     empty = MockUpstream(lambda r: reply(200, {"data": []}))
     assert await TaskExecutor(empty).recover(ADAPTER, channel(), job()) is None
 

@@ -143,6 +143,8 @@ class DashScopeAdapter(BaseTaskAdapter):
             task_id = dig(item, "task_id")
             if created is None or not isinstance(task_id, str) or not task_id:
                 continue
+            if task_id in job.claimed:
+                continue  # another task of ours owns it
             if started <= created <= started + _LATE_MS:
                 after.append((created, task_id))
             elif started - _SKEW_MS <= created < started:

@@ -235,6 +235,7 @@ class OpenAIMediaAdapter(BaseTaskAdapter):
             and _is_number(v.get("created_at"))
             and float(v["created_at"]) >= since
             and isinstance(v.get("id"), str)
+            and v["id"] not in job.claimed  # another task of ours owns it
         ]
         if not found:
             return None
