@@ -228,3 +228,15 @@ async def test_failures_before_the_response_head(
     assert caught.value.maybe_sent is maybe_sent
     if kind is not None:
         assert caught.value.kind is kind
+
+
+@pytest.mark.parametrize(
+    ("headers", "want"),
+    [
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"retry-after-ms": "soon", "retry-after": "4"}, 4.0),  # unreadable ms: the seconds
+        ({"retry-after-ms": "soon"}, None),
+    ],
+)
+def test_retry_after_in_milliseconds(headers: dict[str, str], want: float | None) -> None:
+    assert UpstreamReply(429, headers, b"").retry_after() == want
