@@ -148,3 +148,12 @@ async def test_a_stream_left_early_closes_its_connection(
     assert await anext(stream) == {"choices": []}
     await stream.aclose()
     await asyncio.wait_for(left.wait(), 30)
+
+
+async def test_a_stream_that_ends_without_done_closes_its_connection(
+    servers: list[RawServer], relay: OpenAICompatProvider
+) -> None:
+    up = await serve(servers, replies(chunked(b'data: {"choices": []}\n\n')))
+    assert await collect(relay, up) == [{"choices": []}]
+    await collect(relay, up)
+    assert up.connections == 2  # without [DONE] the connection is not trusted again

@@ -171,8 +171,7 @@ class OpenAICompatProvider:
             if finished:
                 # Read the body's last bytes (the chunked terminator) to keep the connection.
                 with contextlib.suppress(HttpError):
-                    async for _ in resp.chunks():
-                        pass
+                    _trailing = [chunk async for chunk in resp.chunks()]  # dropped
                 resp.release()
             else:
                 # Early close (client went away): the upstream must not generate for nobody.
