@@ -77,10 +77,8 @@ def classify(reply: UpstreamReply) -> UpstreamError | None:
             return err
         return _error(kind, message, reply, gateway)
     text = dig(data, "message")
-    if isinstance(text, str) and text:
-        message = scrub(text)
-    else:
-        message = f"Upstream error {reply.status}"
+    fallback = f"Upstream error {reply.status}"
+    message = scrub(text) if isinstance(text, str) and text else fallback
     kind = CODES.get(code) if code is not None else None
     if kind is None:
         if reply.ok:

@@ -44,15 +44,11 @@ def canonical_query(query: str) -> str:
 
 
 def host_of(url: str) -> str:
-    """The Host header as the vendor SDK signs it: the default port dropped."""
+    """The Host header the transport sends for `url` (providers/http1.py): the host name, with
+    the port only when the URL names one. The signature must cover exactly that value."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    port = parts.port
-    if port is not None and not (
-        (parts.scheme == "http" and port == 80) or (parts.scheme == "https" and port == 443)
-    ):
-        return f"{host}:{port}"
-    return host
+    return host if parts.port is None else f"{host}:{parts.port}"
 
 
 def canonical_request(
@@ -103,7 +99,8 @@ def sign_headers(
     now: float,
     content_type: str = "application/json",
 ) -> dict[str, str]:
-    """Host, X-Date, X-Content-Sha256, Content-Type and Authorization for one request."""
+    """X-Date, X-Content-Sha256, Content-Type and Authorization for one request. `Host` is
+    signed but not returned: the transport writes it from the URL (a second one is refused)."""
     parts = urlsplit(url)
     date_time = x_date(now)
     headers = {
@@ -115,6 +112,7 @@ def sign_headers(
     canonical = canonical_request(method, parts.path or "/", parts.query, headers, SIGNED)
     sig = signature(secret_key, date_time, canonical)
     scope = f"{date_time[:8]}/{REGION}/{SERVICE}/request"
+    del headers["Host"]
     headers["Authorization"] = (
         f"{ALGORITHM} Credential={access_key}/{scope}, "
         f"SignedHeaders={';'.join(SIGNED)}, Signature={sig}"
