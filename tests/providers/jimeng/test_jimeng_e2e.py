@@ -30,7 +30,10 @@ from support.fakes.drive import (
 JIMENG_T2V = "Bsy6AvQ1kFzuhQl8N6j4k"  # jimeng_vgfm_t2v_l20
 JIMENG_I2V = "8u6Q25K1EpRa27fke8pcQ"  # jimeng_vgfm_i2v_l20
 BADKEY_T2V = "AV38wk4OdtbrT_5XHanLO"  # served here only by a Jimeng channel with a wrong secret
-PER_SECOND = 300_000  # catalog price of the S2.0 models
+JIMENG30_T2V_1080P = "AK9S5-ygrzddQb85qLGmq"  # jimeng_t2v_v30_1080p
+JIMENG30_FIRST_TAIL = "VKuIsOorr3zMMxdHUIGxI"  # jimeng_i2v_first_tail_v30
+PER_SECOND = 300_000  # catalog price of the S2.0 and 3.0 720p models
+PER_SECOND_1080P = 500_000
 SEED_004_IMAGE = (
     "https://h2.inkwai.com/bs2/upload-ylab-stunt/se/ai_portal_queue_mmu_image_upscale_aiweb/"
     "3214b798-e1b4-4b00-b7af-72b5b0417420_raw_image_0.jpg"
@@ -57,7 +60,12 @@ def fake(stack: Stack) -> Iterator[JimengFake]:
         provider="jimeng",
         name=f"jimeng-{stack.backend}",
         credentials=KeyPair(up.access_key, up.secret_key),
-        models=["jimeng_vgfm_t2v_l20", "jimeng_vgfm_i2v_l20"],
+        models=[
+            "jimeng_vgfm_t2v_l20",
+            "jimeng_vgfm_i2v_l20",
+            "jimeng_t2v_v30_1080p",
+            "jimeng_i2v_first_tail_v30",
+        ],
     )
     wire_channel(
         stack,
@@ -126,6 +134,37 @@ def test_native_image_to_video_legacy_result(stack: Stack, up: JimengFake) -> No
     assert all(p["req_key"] == "jimeng_vgfm_i2v_l20" for p in polls(up))
     assert rehosted(done["video"], up) == tiny_mp4()
     assert before - stack.wait_settled(acc.user_id)[0] == 5 * PER_SECOND
+
+
+def test_native_30_first_and_last_frame(stack: Stack, up: JimengFake) -> None:
+    acc = account(stack)
+    before = stack.balance(acc.user_id)[0]
+    body = {"llmid": JIMENG30_FIRST_TAIL, "prompt": "open the door", "duration": 5}
+    files = {
+        "image1_file": ("first.png", tiny_png(seed=1), "image/png"),
+        "image2_file": ("last.png", tiny_png(seed=2), "image/png"),
+    }
+    done = drive_native(stack, acc, body, files=files)
+    assert done["status"] == "SUCCEEDED", done
+    (sent,) = creates(up)
+    assert sent["req_key"] == "jimeng_i2v_first_tail_v30" and sent["frames"] == 121
+    first, last = sent["image_urls"]
+    assert first != last and first.startswith("http") and last.startswith("http")
+    assert all(p["req_key"] == "jimeng_i2v_first_tail_v30" for p in polls(up))
+    assert rehosted(done["video"], up) == tiny_mp4()
+    assert before - stack.wait_settled(acc.user_id)[0] == 5 * PER_SECOND
+
+
+def test_native_30_text_to_video_1080p_ten_seconds(stack: Stack, up: JimengFake) -> None:
+    acc = account(stack)
+    before = stack.balance(acc.user_id)[0]
+    body = {"llmid": JIMENG30_T2V_1080P, "prompt": "a harbour at dusk", "duration": 10}
+    done = drive_native(stack, acc, body)
+    assert done["status"] == "SUCCEEDED", done
+    (sent,) = creates(up)
+    assert sent == {"req_key": "jimeng_t2v_v30_1080p", "prompt": "a harbour at dusk",
+                    "seed": -1, "frames": 241, "aspect_ratio": "16:9"}  # fmt: skip
+    assert before - stack.wait_settled(acc.user_id)[0] == 10 * PER_SECOND_1080P
 
 
 def test_openai_dialect_image_to_video(stack: Stack, up: JimengFake) -> None:
