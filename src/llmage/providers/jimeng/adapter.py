@@ -86,7 +86,7 @@ def action_url(base_url: str, action: str) -> str:
     return join_url(base_url, "/", {"Action": action, "Version": VERSION})
 
 
-def _images(ctx: CallContext, job: TaskJob) -> list[MediaInput]:
+def _images(job: TaskJob) -> list[MediaInput]:
     first = _first(job, FIRST_SLOTS)
     if first is None:
         return []
@@ -119,7 +119,7 @@ class JimengAdapter(BaseTaskAdapter):
             "frames": frames(params.get("duration")),
         }
         ratio = str(params.get("ratio") or "")
-        images = _images(ctx, job)
+        images = _images(job)
         if images:
             if ctx.option("image_base64", False):
                 assert all(f.data is not None for f in images), "needs_bytes() loads them"
