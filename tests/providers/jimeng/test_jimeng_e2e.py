@@ -6,6 +6,7 @@ catalog price of the frames made, and failures release the hold."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ JIMENG_I2V = "8u6Q25K1EpRa27fke8pcQ"  # jimeng_vgfm_i2v_l20
 BADKEY_T2V = "AV38wk4OdtbrT_5XHanLO"  # served here only by a Jimeng channel with a wrong secret
 JIMENG30_T2V_1080P = "AK9S5-ygrzddQb85qLGmq"  # jimeng_t2v_v30_1080p
 JIMENG30_FIRST_TAIL = "VKuIsOorr3zMMxdHUIGxI"  # jimeng_i2v_first_tail_v30
+JIMENG30_I2V = "5DevyiaMzMYbmRBC4bZm8"  # jimeng_i2v_first_v30, on a channel sending base64
 PER_SECOND = 300_000  # catalog price of the S2.0 and 3.0 720p models
 PER_SECOND_1080P = 500_000
 SEED_004_IMAGE = (
@@ -75,6 +77,15 @@ def fake(stack: Stack) -> Iterator[JimengFake]:
         credentials=KeyPair(up.access_key, "not-the-secret-key"),
         models=["kling-v1"],
         model_map={"kling-v1": "jimeng_vgfm_t2v_l20"},
+    )
+    wire_channel(
+        stack,
+        up,
+        provider="jimeng",
+        name=f"jimeng-b64-{stack.backend}",
+        credentials=KeyPair(up.access_key, up.secret_key),
+        models=["jimeng_i2v_first_v30"],
+        options={"image_base64": True},
     )
     yield up
     stack.admin.call(up.stop())
@@ -153,6 +164,18 @@ def test_native_30_first_and_last_frame(stack: Stack, up: JimengFake) -> None:
     assert all(p["req_key"] == "jimeng_i2v_first_tail_v30" for p in polls(up))
     assert rehosted(done["video"], up) == tiny_mp4()
     assert before - stack.wait_settled(acc.user_id)[0] == 5 * PER_SECOND
+
+
+def test_image_base64_channel_option_sends_the_bytes_inline(stack: Stack, up: JimengFake) -> None:
+    acc = account(stack)
+    body = {"llmid": JIMENG30_I2V, "prompt": "inline", "duration": 5}
+    files = {"image1_file": ("first.png", tiny_png(seed=4), "image/png")}
+    done = drive_native(stack, acc, body, files=files)
+    assert done["status"] == "SUCCEEDED", done
+    (sent,) = creates(up)
+    assert "image_urls" not in sent and sent["req_key"] == "jimeng_i2v_first_v30"
+    (inline,) = sent["binary_data_base64"]
+    assert base64.b64decode(inline, validate=True)[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_native_30_text_to_video_1080p_ten_seconds(stack: Stack, up: JimengFake) -> None:
