@@ -74,6 +74,18 @@ PROVIDER_MODES_VIDEO = {
     "z9aJjYSrK4iwNKwyZ1W7D": ("r2v", "通义万象", ("wan2.6-r2v",)),
 }
 
+# Jimeng 3.0 req_keys PROVIDERS.md §7 names (no seed lists them): llmid -> (kind, names).
+JIMENG_30_VIDEO = {
+    "jgpFLdYRccWavU-VUu0lS": ("t2v", ("jimeng_t2v_v30",)),
+    "AK9S5-ygrzddQb85qLGmq": ("t2v", ("jimeng_t2v_v30_1080p",)),
+    "5DevyiaMzMYbmRBC4bZm8": ("i2v", ("jimeng_i2v_first_v30",)),
+    "TIbu8VCyqoRR9RwktHhHP": ("i2v", ("jimeng_i2v_first_v30_1080",)),
+    "VKuIsOorr3zMMxdHUIGxI": ("i2v", ("jimeng_i2v_first_tail_v30",)),
+    "QblsUJ-izBS0kSyBoUeuf": ("i2v", ("jimeng_i2v_first_tail_v30_1080",)),
+    "PtGD8O7bfafhkKtkpwQoP": ("t2v", ("jimeng_ti2v_v30_pro",)),
+    "g9bY2EPl6mJ5RzWaXRLdg": ("i2v", ("jimeng_ti2v_v30_pro",)),
+}
+
 CHAT_NAMES = {
     "qwen3-max": "aliyun",
     "qwen-plus": "aliyun",
@@ -105,7 +117,20 @@ def test_every_seed_000_video_model_is_present(catalog: Catalog) -> None:
 def test_video_models_are_exactly_the_seed_ones(catalog: Catalog) -> None:
     video = {e.llmid for e in catalog.entries() if e.kind.is_video}
     seeds = set(SEED_000_VIDEO) | set(SEED_001_VIDEO) | set(SEED_002_004_VIDEO)
-    assert video == seeds | set(PROVIDER_MODES_VIDEO)
+    assert video == seeds | set(PROVIDER_MODES_VIDEO) | set(JIMENG_30_VIDEO)
+
+
+def test_jimeng_30_models_are_present(catalog: Catalog) -> None:
+    for llmid, (kind, names) in JIMENG_30_VIDEO.items():
+        entry = catalog.by_llmid(llmid)
+        assert entry is not None, llmid
+        assert (entry.kind, entry.platform, entry.names) == (ModelKind(kind), "jimeng", names)
+        ratio = entry.param("ratio")
+        assert ratio is not None and "" not in (ratio.enum or ())  # never sent empty
+    tail = catalog.by_llmid("VKuIsOorr3zMMxdHUIGxI")
+    assert tail is not None
+    last = tail.param("image2_file")
+    assert last is not None and last.required
 
 
 def test_seed_001_and_provider_modes_are_present(catalog: Catalog) -> None:

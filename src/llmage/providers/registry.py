@@ -13,6 +13,7 @@ from llmage.providers.ark.adapter import ArkAdapter
 from llmage.providers.byteplus.adapter import BytePlusAdapter
 from llmage.providers.contract import ChatProvider
 from llmage.providers.dashscope.adapter import DashScopeAdapter
+from llmage.providers.jimeng.adapter import JimengAdapter
 from llmage.providers.kling.adapter import KlingAdapter
 from llmage.providers.openai_compat import OpenAICompatProvider
 from llmage.providers.openai_media.adapter import OpenAIMediaAdapter
@@ -80,6 +81,13 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
         chat=lambda d: OpenAICompatProvider(d.transport),
         task=BytePlusAdapter,
         default_base_url=BytePlusAdapter.default_base_url,
+    ),
+    ProviderSpec(
+        "jimeng",
+        "jimeng",
+        ("pair",),
+        task=JimengAdapter,
+        default_base_url=JimengAdapter.default_base_url,
     ),
     ProviderSpec(
         "vidu", "vidu", ("key", "pool"), task=ViduAdapter, default_base_url="https://api.vidu.cn"

@@ -8,6 +8,10 @@ the upstream saw ONE create (never resent), the hold has one terminal entry (a c
 books reconcile. It returns the rest (row, charge, fake) for the provider's own assertions.
 
     outcome = crash_and_recover(backend, tmp_path, fake, Channel(...), {"llmid": ..., ...})
+
+A provider with no way to find a lost create (no list, no idempotency key: Jimeng) passes
+`recoverable=False`: then the task must end FAILED, the hold released (nothing charged), and the
+create is still never resent.
 """
 
 from __future__ import annotations
@@ -102,7 +106,13 @@ class _Handle:  # what support.fakes.drive.account needs of a stack
 
 
 def crash_and_recover(
-    backend: str, tmp_path: Path, fake: Any, channel: Channel, body: dict[str, Any]
+    backend: str,
+    tmp_path: Path,
+    fake: Any,
+    channel: Channel,
+    body: dict[str, Any],
+    *,
+    recoverable: bool = True,
 ) -> Outcome:
     """Submit `body` to POST /llmage/video, SIGKILL the gateway while `fake` holds the create's
     reply, restart it, wait for the end; assert the provider-independent exactly-once facts."""
@@ -142,7 +152,7 @@ def crash_and_recover(
             }
             if channel.allow_fetch:
                 env["LLMAGE_FETCH_ALLOW_HOSTS"] = json.dumps([fake.host_port])
-            return _story(platform, admin, fake, env, body)
+            return _story(platform, admin, fake, env, body, recoverable)
         finally:
             admin.call(fake.stop())
             admin.call(platform.close())
@@ -150,7 +160,12 @@ def crash_and_recover(
 
 
 def _story(
-    platform: Platform, admin: LoopThread, fake: Any, env: dict[str, str], body: dict[str, Any]
+    platform: Platform,
+    admin: LoopThread,
+    fake: Any,
+    env: dict[str, str],
+    body: dict[str, Any],
+    recoverable: bool = True,
 ) -> Outcome:
     acc = account(_Handle(admin, platform), "100")  # type: ignore[arg-type]
     before = admin.call(platform.accounts.balance(acc.user_id))[0]
@@ -188,13 +203,14 @@ def _story(
     finally:
         second.stop()
 
-    assert view["status"] == "SUCCEEDED", view
+    assert view["status"] == ("SUCCEEDED" if recoverable else "FAILED"), view
     assert fake.creates == 1
     assert [s.op for s in fake.requests].count("create") == 1  # never resent
     row = admin.call(platform.task_repo.get(taskid))
     assert row is not None
     entries = admin.call(_settlements(platform, row.hold_id))
-    assert [kind for kind, _ in entries] == ["capture"]  # one terminal state, charged once
+    # one terminal state: charged once, or (lost for good) released, unbilled
+    assert [kind for kind, _ in entries] == ["capture" if recoverable else "release"]
     charged = before - admin.call(platform.accounts.balance(acc.user_id))[0]
     assert admin.call(reconcile(platform.db.engine)) == []
     return Outcome(taskid=taskid, view=view, row=row, charged=charged, fake=fake)
