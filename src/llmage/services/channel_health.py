@@ -20,6 +20,7 @@ which another channel is tried; unset, an attempt may use the request's whole de
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -55,34 +56,46 @@ class ChannelHealth:
         self._failures = breaker_failures
         self._cooldown = breaker_cooldown
         self._key_cooldown = key_cooldown
-        self._breakers: dict[int, CircuitBreaker] = {}
-        self._rings: dict[int, KeyRing] = {}
-        self._slots: dict[int, tuple[int, asyncio.Semaphore]] = {}
+        # By (id, name): an id SQLite hands out again after a removal starts afresh.
+        self._breakers: dict[tuple[int, str], CircuitBreaker] = {}
+        self._rings: dict[tuple[int, str], KeyRing] = {}
+        self._slots: dict[tuple[int, str], tuple[int, asyncio.Semaphore]] = {}
 
     # -- configuration --------------------------------------------------------------------------
 
     def sync(self, channels: Iterable[Channel]) -> None:
-        """After a channel reload: options may have changed; gauges show every channel."""
+        """After a channel reload: options may have changed; gauges show every channel;
+        removed channels are forgotten."""
+        channels = list(channels)
+        known = {(c.id, c.name) for c in channels}
+        for gone in [k for k in self._breakers if k not in known]:
+            del self._breakers[gone]
+            if gone[1] not in {c.name for c in channels}:
+                with contextlib.suppress(KeyError):
+                    metrics.CHANNEL_BREAKER.remove(gone[1])
+        for table in (self._rings, self._slots):
+            for gone in [k for k in table if k not in known]:
+                del table[gone]
         for ch in channels:
             b = self.breaker(ch)
             b.threshold = int(_number(ch.options, "breaker_failures", self._failures)) or 1
             b.cooldown = _number(ch.options, "breaker_cooldown_seconds", self._cooldown)
-            ring = self._rings.get(ch.id)
+            ring = self._rings.get((ch.id, ch.name))
             size = pool_size(ch.credentials)
             if ring is not None and ring.size != size:
-                del self._rings[ch.id]
+                del self._rings[(ch.id, ch.name)]
             elif ring is not None:
                 ring.cooldown = _number(ch.options, "key_cooldown_seconds", self._key_cooldown)
             self._publish(ch, b)
 
     def breaker(self, channel: Channel) -> CircuitBreaker:
-        b = self._breakers.get(channel.id)
+        b = self._breakers.get((channel.id, channel.name))
         if b is None:
             b = CircuitBreaker(
                 threshold=int(_number(channel.options, "breaker_failures", self._failures)) or 1,
                 cooldown=_number(channel.options, "breaker_cooldown_seconds", self._cooldown),
             )
-            self._breakers[channel.id] = b
+            self._breakers[(channel.id, channel.name)] = b
         return b
 
     def state(self, channel: Channel) -> BreakerState:
@@ -140,13 +153,13 @@ class ChannelHealth:
     # -- key pools ------------------------------------------------------------------------------
 
     def _ring(self, channel: Channel) -> KeyRing:
-        ring = self._rings.get(channel.id)
+        ring = self._rings.get((channel.id, channel.name))
         if ring is None:
             ring = KeyRing(
                 pool_size(channel.credentials),
                 _number(channel.options, "key_cooldown_seconds", self._key_cooldown),
             )
-            self._rings[channel.id] = ring
+            self._rings[(channel.id, channel.name)] = ring
         return ring
 
     def pick_key(self, channel: Channel, skip: frozenset[int] = frozenset()) -> int | None:
@@ -187,9 +200,9 @@ class ChannelHealth:
         limit = channel.options.get("max_chat_concurrency")
         if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
             return None
-        found = self._slots.get(channel.id)
+        found = self._slots.get((channel.id, channel.name))
         if found is None or found[0] != limit:
             # A changed limit starts a new semaphore; calls on the old one release to it.
             found = (limit, asyncio.Semaphore(limit))
-            self._slots[channel.id] = found
+            self._slots[(channel.id, channel.name)] = found
         return found[1]

@@ -242,9 +242,7 @@ class TaskPoller:
 
     # -- submit, exactly once, failing over ------------------------------------------------------
 
-    async def _submit(
-        self, row: TaskRow, exclude: frozenset[int] = frozenset(), last: UpstreamError | None = None
-    ) -> None:
+    async def _submit(self, row: TaskRow, exclude: frozenset[int] = frozenset()) -> None:
         """Submit to the first candidate whose breaker and concurrency let it in; a create that
         certainly made nothing upstream moves on to the next candidate. A create of unknown
         outcome stops here: it is recovered, never sent anywhere again."""
@@ -256,13 +254,8 @@ class TaskPoller:
             if adapter is not None and ch.id not in exclude:
                 adapters[ch.id] = adapter
                 channels.append(ch)
-        if exclude and not channels:
-            # A create proven lost, and no other channel to take the task.
-            await self._settle.fail(
-                row, "submit_lost", "The provider never created the task; nothing charged"
-            )
-            return
         health = self._directory.health
+        last: UpstreamError | None = None
         full = False
         for channel in health.route(channels):
             if now_ms() >= row.deadline_at:
@@ -280,6 +273,12 @@ class TaskPoller:
             # (highest priority) channel's problem is the one to report.
             if last is None or (failed.kind.transient and not last.kind.transient):
                 last = failed
+        if exclude and not full:
+            # A create proven lost (services: _recover) and no other channel took the task.
+            await self._settle.fail(
+                row, "submit_lost", "The provider never created the task; nothing charged"
+            )
+            return
         await self._not_submitted(row, last, full)
 
     async def _claim(self, row: TaskRow, channel: Channel) -> TaskRow:
@@ -415,9 +414,7 @@ class TaskPoller:
         if found is None:
             # Certainly nothing upstream: another channel may take the task (never this one
             # again in this step, it just lost a create).
-            self._directory.health.record(channel, UpstreamKind.RETRYABLE)
-            lost = UpstreamError(UpstreamKind.RETRYABLE, "The provider never created the task")
-            await self._submit(row, frozenset({channel.id}), lost)
+            await self._submit(row, frozenset({channel.id}))
             return
         log.info("task %s: recovered upstream task after an unknown create", row.id)
         await self._submitted(row, channel, adapter, found)
