@@ -24,12 +24,12 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from llmage.domain.breaker import BreakerState, CircuitBreaker, KeyRing
 from llmage.domain.credentials import ApiKey, KeyPool, pool_size
-from llmage.domain.errors import UpstreamKind
+from llmage.domain.errors import InvalidParameter, UpstreamKind
 from llmage.observability import metrics
 from llmage.providers.contract import Channel
 
@@ -206,3 +206,31 @@ class ChannelHealth:
             found = (limit, asyncio.Semaphore(limit))
             self._slots[(channel.id, channel.name)] = found
         return found[1]
+
+
+# Routing options of a channel and the smallest value each accepts (ints where the name says
+# a count). Checked when an operator sets them, so a typo is a clear 400, not a silent default.
+_ROUTING_OPTIONS: dict[str, tuple[type, float]] = {
+    "max_concurrency": (int, 1),
+    "max_chat_concurrency": (int, 1),
+    "max_calls": (int, 1),
+    "breaker_failures": (int, 1),
+    "breaker_cooldown_seconds": (float, 0),
+    "key_cooldown_seconds": (float, 0),
+    "timeout_seconds": (float, 0.001),
+}
+
+
+def check_routing_options(options: Mapping[str, Any] | None) -> None:
+    """InvalidParameter naming the option when a routing option has a value it cannot take."""
+    for name, (kind, least) in _ROUTING_OPTIONS.items():
+        if not options or name not in options:
+            continue
+        value = options[name]
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or (kind is int and not isinstance(value, int)) or value < least:
+            what = "an integer" if kind is int else "a number"
+            raise InvalidParameter(
+                f"Channel option {name} must be {what} of at least {least:g}",
+                param=f"options.{name}",
+            )
