@@ -67,6 +67,23 @@ class Settings(BaseSettings):
         4.0, ge=0, description="Pooled upstream connections idle longer than this are not reused"
     )
     upstream_pool_size: int = 512
+    # Routing around bad channels (services/channel_health.py): a channel's options override
+    # the breaker's defaults per channel (`breaker_failures`, `breaker_cooldown_seconds`).
+    breaker_failures: int = Field(
+        5, ge=1, description="Consecutive channel failures that open a channel's breaker"
+    )
+    breaker_cooldown_seconds: float = Field(
+        30.0, ge=0, description="How long an open breaker waits before one probe call"
+    )
+    key_cooldown_seconds: float = Field(
+        60.0, ge=0, description="A pool key that failed for auth or balance sits out this long"
+    )
+    chat_slot_wait_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="Longest wait for a chat slot of a channel at its max_chat_concurrency, "
+        "before a 429 with Retry-After",
+    )
     max_body_bytes: int = 20 * 1024 * 1024
     # Billing
     chat_default_max_tokens: int = 8192
@@ -116,6 +133,9 @@ class Settings(BaseSettings):
     task_upstream_timeout_seconds: float = 120.0
     task_download_timeout_seconds: float = 600.0  # copying one result file from upstream
     task_idle_poll_seconds: float = 0.25
+    # A task whose channels are all at their max_concurrency stays queued; it looks for a free
+    # slot again this often (a task finishing on this instance looks at once).
+    task_slot_retry_ms: float = 1000.0
     task_stop_grace_seconds: float = 5.0
     task_workers: bool = True  # run the poller, webhook sender and sweepers in this process
     max_input_file_bytes: int = 50 * 1024 * 1024

@@ -314,6 +314,28 @@ def test_channels_never_show_the_secret(cli: Cli) -> None:
     assert enabled
 
 
+def test_channel_update_sets_routing_options(cli: Cli) -> None:
+    cli.ok("channel", "add", "--name", "lim1", "--provider", "openai_compat", "--base-url",
+           "http://127.0.0.1:9/v1", "--api-key", SECRET, "--models", "a",
+           "--option", "poll_interval_ms=2000")  # fmt: skip
+    out = cli.ok("channel", "update", "lim1", "--option", "max_concurrency=2",
+                 "--option", "max_chat_concurrency=4", "--priority", "7")  # fmt: skip
+    assert '"max_concurrency": 2' in out and '"poll_interval_ms": 2000' in out
+    [(options, priority)] = cli.query("SELECT options, priority FROM channels WHERE name = 'lim1'")
+    assert json.loads(options) == {
+        "poll_interval_ms": 2000,
+        "max_concurrency": 2,
+        "max_chat_concurrency": 4,
+    }
+    assert priority == 7
+    cli.ok("channel", "update", "lim1", "--option", "max_chat_concurrency=null")
+    [(options,)] = cli.query("SELECT options FROM channels WHERE name = 'lim1'")
+    assert "max_chat_concurrency" not in json.loads(options)
+    bad = cli.run("channel", "update", "lim1", "--option", "max_concurrency=0")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "max_concurrency" in bad.stdout + bad.stderr
+
+
 # -- bad input: one clear line, exit status non-zero, no traceback -------------------------------
 
 

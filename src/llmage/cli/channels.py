@@ -60,7 +60,7 @@ def _line(c: ChannelView) -> str:
 
 @click.group("channel")
 def channel() -> None:
-    """Add, list, show, test, enable, disable and remove upstream channels."""
+    """Add, update, list, show, test, enable, disable and remove upstream channels."""
 
 
 @channel.command("add")
@@ -98,7 +98,9 @@ def channel() -> None:
     "--option",
     "options",
     multiple=True,
-    help="Provider option KEY=VALUE (JSON value), e.g. poll_interval_ms=2000; repeatable.",
+    help="Channel option KEY=VALUE (JSON value), e.g. poll_interval_ms=2000; repeatable. "
+    "Routing: max_concurrency (tasks running upstream), max_chat_concurrency, timeout_seconds "
+    "(one chat attempt), breaker_failures, breaker_cooldown_seconds, key_cooldown_seconds.",
 )
 @click.option(
     "--priority", type=int, default=0, show_default=True, help="Higher priorities are tried first."
@@ -151,6 +153,47 @@ def channel_add(
 
     view: ChannelView = _call(work)
     click.echo(f"added channel {view.name} (id {view.id}) on platform {view.platform}")
+
+
+@channel.command("update")
+@click.argument("channel_id_or_name")
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    help="Set a channel option KEY=VALUE (JSON value; null removes it), e.g. "
+    "max_concurrency=2; repeatable. Other options are kept.",
+)
+@click.option("--priority", type=int, default=None, help="Higher priorities are tried first.")
+@click.option("--weight", type=int, default=None, help="Share among channels of equal priority.")
+@click.option("--base-url", default=None, help="Upstream base URL.")
+def channel_update(
+    channel_id_or_name: str,
+    options: tuple[str, ...],
+    priority: int | None,
+    weight: int | None,
+    base_url: str | None,
+) -> None:
+    """Change a channel's options, priority, weight or base URL (running servers notice
+    within seconds)."""
+    if base_url is not None and not base_url.startswith(("http://", "https://")):
+        raise click.BadParameter("an http(s) URL is required", param_hint="--base-url")
+    changes = _options(options)
+
+    async def work(p: Platform) -> ChannelView:
+        current = await p.channel_ops.show(channel_id_or_name)
+        merged = {**current.options, **changes}
+        merged = {k: v for k, v in merged.items() if v is not None}
+        return await p.channel_ops.update(
+            str(current.id),
+            options=merged if changes else None,
+            priority=priority,
+            weight=weight,
+            base_url=base_url,
+        )
+
+    view: ChannelView = _call(work)
+    click.echo(f"updated channel {view.name}: options {json.dumps(view.options, sort_keys=True)}")
 
 
 @channel.command("list")

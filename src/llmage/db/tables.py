@@ -223,6 +223,7 @@ tasks = Table(
     Index("ix_tasks_user_created", "user_id", "created_at"),
     Index("ix_tasks_user_status", "user_id", "status"),  # open-task limits
     Index("ix_tasks_key_status", "key_id", "status"),
+    Index("ix_tasks_channel_status", "channel_id", "status"),  # channel max_concurrency
     Index("ix_tasks_finished", "finished_at"),  # media retention
 )
 

@@ -178,6 +178,26 @@ class UpstreamKind(StrEnum):
         )
 
     @property
+    def breaks_channel(self) -> bool:
+        """Counts towards opening the channel's circuit breaker: the channel failed us (down,
+        slow, broken, misconfigured). A rate limit is the channel answering, only busy; the
+        user's own refused request says nothing about the channel."""
+        return self in (
+            UpstreamKind.RETRYABLE,
+            UpstreamKind.TIMEOUT,
+            UpstreamKind.UPSTREAM_BUG,
+            UpstreamKind.AUTH,
+            UpstreamKind.MODEL_NOT_ENABLED,
+            UpstreamKind.QUOTA,
+        )
+
+    @property
+    def key_problem(self) -> bool:
+        """One key of a pool may be at fault (revoked, its account out of money): another key
+        of the same channel is worth a try first."""
+        return self in (UpstreamKind.AUTH, UpstreamKind.QUOTA)
+
+    @property
     def transient(self) -> bool:
         """The same call may succeed later on the same channel (after backoff)."""
         return self in (UpstreamKind.RETRYABLE, UpstreamKind.RATE_LIMITED)

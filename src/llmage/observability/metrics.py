@@ -56,13 +56,14 @@ CHANNEL_LATENCY = Histogram(
 )
 CHANNEL_HEALTHY = Gauge(
     "llmage_channel_healthy",
-    "1 while a channel's last upstream call did not fail for a channel problem, else 0",
+    "1 while a channel's last upstream call did not fail for a channel problem (or open its "
+    "breaker), else 0",
     ["channel"],
     registry=REGISTRY,
 )
 CHANNEL_BREAKER = Gauge(
     "llmage_channel_breaker_state",
-    "Circuit breaker per channel: 0 closed, 1 half-open, 2 open (always 0 until breakers exist)",
+    "Circuit breaker per channel in this process: 0 closed, 1 half-open, 2 open",
     ["channel"],
     registry=REGISTRY,
 )

@@ -31,6 +31,7 @@ from llmage.observability import metrics
 from llmage.providers.contract import Channel
 from llmage.providers.executor import TaskExecutor
 from llmage.providers.registry import PROVIDER_NAMES, ProviderRegistry, ProviderSpec
+from llmage.services.channel_health import check_routing_options
 from llmage.services.routing import ChannelDirectory
 
 
@@ -215,6 +216,7 @@ class ChannelService:
         self._check_url(spec, url)
         if weight < 1:
             raise InvalidParameter("weight must be at least 1", param="weight")
+        check_routing_options(options)
         channel_id = await self._repo.add(
             name=name.strip(),
             provider=provider,
@@ -241,6 +243,7 @@ class ChannelService:
             self._check_url(spec, values["base_url"])
         if "weight" in values and values["weight"] < 1:
             raise InvalidParameter("weight must be at least 1", param="weight")
+        check_routing_options(values.get("options"))
         if credentials is not None:
             self._check_credentials(spec, credentials)
             values["credential_enc"] = self._box.seal(dump_secret(credentials))

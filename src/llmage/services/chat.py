@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,7 @@ from llmage.domain.errors import (
     ServiceUnavailable,
     UnknownModel,
     UpstreamError,
+    UpstreamKind,
 )
 from llmage.domain.ids import public_id
 from llmage.domain.money import token_cost
@@ -43,11 +44,13 @@ from llmage.limits.limiter import Admission, Limiter
 from llmage.observability import metrics
 from llmage.providers.contract import Channel
 from llmage.providers.registry import ProviderRegistry
+from llmage.services.failover import Failover
 from llmage.services.routing import ChannelDirectory
 
 log = logging.getLogger(__name__)
 
 _PROMPT_EXTRAS = ("tools", "functions", "tool_choice", "response_format")
+_NO_CAP = contextlib.nullcontext()
 
 
 @dataclass(slots=True)
@@ -105,6 +108,7 @@ class ChatService:
         call_timeout: float = 600.0,
         stream_timeout: float = 1800.0,
         limits: Limiter | None = None,
+        slot_wait: float = 5.0,
     ) -> None:
         self._catalog = catalog
         self._directory = directory
@@ -115,6 +119,7 @@ class ChatService:
         self._call_timeout = call_timeout
         self._stream_timeout = stream_timeout
         self._limits = limits or Limiter()
+        self._failover = Failover(directory.health, wait=slot_wait)
 
     # -- before the upstream call -------------------------------------------------------------
 
@@ -305,22 +310,33 @@ class ChatService:
         await self._settle(ctx, usage, status="ok", estimated=estimated, error=None)
         return ChatResult(ctx.usage_id, ctx.model, body, usage)
 
-    async def _call(self, ctx: ChatContext, channels: list[Channel]) -> dict[str, Any]:
-        last: UpstreamError | None = None
-        for channel in channels:
-            provider = self._providers.chat(channel.provider)
-            if provider is None:
-                continue
+    def _servable(self, channel: Channel) -> bool:
+        return self._providers.chat(channel.provider) is not None
+
+    def _chosen(self, ctx: ChatContext) -> Callable[[Channel], None]:
+        def chosen(channel: Channel) -> None:
             ctx.channel = channel
-            try:
-                return await provider.chat(channel, ctx.req.body, deadline=ctx.deadline)
-            except UpstreamError as exc:
-                exc.redact(channel.redact)
-                metrics.UPSTREAM_ERRORS.labels(channel.provider, exc.kind.value).inc()
-                last = exc
-                if not exc.retryable:
-                    raise
-        raise last or ServiceUnavailable("No provider can serve this channel")
+
+        return chosen
+
+    async def _call(self, ctx: ChatContext, channels: list[Channel]) -> dict[str, Any]:
+        """Fails over through `channels` (services/failover.py) until one answers."""
+
+        async def attempt(channel: Channel, deadline: float) -> dict[str, Any]:
+            provider = self._providers.chat(channel.provider)
+            assert provider is not None
+            return await provider.chat(channel, ctx.req.body, deadline=deadline)
+
+        body, _, release = await self._failover.run(
+            channels,
+            attempt,
+            deadline=ctx.deadline,
+            op="chat",
+            usable=self._servable,
+            chosen=self._chosen(ctx),
+        )
+        release()
+        return body
 
     async def stream(
         self, auth: KeyAuth, req: ChatRequest, *, dialect: str, platform: str | None = None
@@ -328,35 +344,51 @@ class ChatService:
         """Opens the upstream stream (failing over until one answers), then hands back an
         iterator that must be closed; closing it settles the hold exactly once."""
         ctx, channels = await self._prepare(auth, req, dialect, platform)
-        last: UpstreamError | None = None
-        for channel in channels:
+
+        async def attempt(
+            channel: Channel, deadline: float
+        ) -> tuple[AsyncIterator[dict[str, Any]], dict[str, Any] | None]:
             provider = self._providers.chat(channel.provider)
-            if provider is None:
-                continue
-            ctx.channel = channel
+            assert provider is not None
+            # The whole stream has the request's deadline; only its first chunk the attempt's.
             upstream = provider.chat_stream(channel, ctx.req.body, deadline=ctx.deadline)
             try:
-                first = await anext(upstream)
+                async with asyncio.timeout_at(deadline) if deadline < ctx.deadline else _NO_CAP:
+                    first = await anext(upstream)
             except StopAsyncIteration:
                 first = None
-            except UpstreamError as exc:
-                exc.redact(channel.redact)
-                metrics.UPSTREAM_ERRORS.labels(channel.provider, exc.kind.value).inc()
-                last = exc
-                if exc.retryable:
-                    continue
-                break
+            except TimeoutError:
+                with contextlib.suppress(BaseException):
+                    await upstream.aclose()  # type: ignore[attr-defined]
+                raise UpstreamError(
+                    UpstreamKind.TIMEOUT, "Upstream did not answer in time"
+                ) from None
             except BaseException:
-                self._settle_soon(ctx, Usage(), status="cancelled", estimated=False, error=None)
+                with contextlib.suppress(BaseException):
+                    await upstream.aclose()  # type: ignore[attr-defined]
                 raise
-            meter = StreamMeter()
-            return ChatStream(
-                ctx.usage_id, ctx.model, self._relay(ctx, upstream, first, meter), meter
+            return upstream, first
+
+        try:
+            (upstream, first), _, release = await self._failover.run(
+                channels,
+                attempt,
+                deadline=ctx.deadline,
+                op="chat_stream",
+                usable=self._servable,
+                chosen=self._chosen(ctx),
             )
-        error = last or ServiceUnavailable("No provider can serve this channel")
-        await self._release(ctx, error)
-        error.usage_id = ctx.usage_id
-        raise error
+        except LlmageError as error:
+            await self._release(ctx, error)
+            error.usage_id = ctx.usage_id
+            raise
+        except BaseException:
+            self._settle_soon(ctx, Usage(), status="cancelled", estimated=False, error=None)
+            raise
+        meter = StreamMeter()
+        return ChatStream(
+            ctx.usage_id, ctx.model, self._relay(ctx, upstream, first, meter, release), meter
+        )
 
     async def _relay(
         self,
@@ -364,6 +396,7 @@ class ChatService:
         upstream: AsyncIterator[dict[str, Any]],
         first: dict[str, Any] | None,
         meter: StreamMeter,
+        release: Callable[[], None] = lambda: None,
     ) -> AsyncIterator[dict[str, Any]]:
         status, error = "cancelled", None
         try:
@@ -389,8 +422,11 @@ class ChatService:
             metrics.UPSTREAM_ERRORS.labels(
                 ctx.channel.provider if ctx.channel else "?", exc.kind.value
             ).inc()
+            if ctx.channel is not None:
+                self._directory.health.record(ctx.channel, exc.kind)
             raise
         finally:
+            release()  # the channel's chat slot
             estimated = meter.usage is None
             usage = meter.usage or self._estimate(ctx, meter)
             # An upstream failure releases the whole hold (DESIGN §5), even mid-stream; a

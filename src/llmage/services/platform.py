@@ -41,6 +41,7 @@ from llmage.providers.sim_media import SimMediaUpstream
 from llmage.providers.transport import Transport
 from llmage.providers.upstream import HttpUpstream, RoutedUpstream
 from llmage.services.adjustments import AdjustmentService
+from llmage.services.channel_health import ChannelHealth
 from llmage.services.channels import ChannelService
 from llmage.services.chat import ChatService
 from llmage.services.console_auth import ConsoleAuth
@@ -112,7 +113,16 @@ class Platform:
             code_ttl_seconds=s.sms_code_ttl_seconds,
             code_attempts=s.sms_code_attempts,
         )
-        self.directory = ChannelDirectory(self.channels, self.box, s.channel_cache_ttl)
+        self.directory = ChannelDirectory(
+            self.channels,
+            self.box,
+            s.channel_cache_ttl,
+            ChannelHealth(
+                breaker_failures=s.breaker_failures,
+                breaker_cooldown=s.breaker_cooldown_seconds,
+                key_cooldown=s.key_cooldown_seconds,
+            ),
+        )
         self.redis = Redis(s.redis_url, timeout=s.redis_timeout_seconds) if s.redis_url else None
         self.limiter = Limiter(
             self.redis, prefix=s.redis_prefix, lease_ms=int(s.limit_lease_seconds * 1000)
@@ -167,6 +177,7 @@ class Platform:
             call_timeout=s.upstream_total_timeout,
             stream_timeout=s.upstream_stream_total_timeout,
             limits=self.limiter,
+            slot_wait=s.chat_slot_wait_seconds,
         )
         self.storage = make_storage(s)
         self.fetcher = GuardedFetcher(

@@ -2,18 +2,24 @@
 
 One step, by status:
   CREATED     submit: CAS to SUBMITTING (channel, key and start time recorded) BEFORE the
-              upstream create, then one create through the executor, never resent
+              upstream create, then one create through the executor, never resent. Channels
+              are tried in routing order past open breakers; one at its `max_concurrency`
+              (tasks running upstream, counted in the database) is skipped, and when all are
+              full the task stays queued (CREATED) until a slot frees. A create that certainly
+              made nothing (refused connection, rate limit, auth, upstream balance) moves on
+              to the next channel in the same step; a pool's other keys are tried first
   SUBMITTING  a create whose outcome is unknown (timeout, lost reply, a crash in between):
               recover it through the adapter (upstream list / echoed id), or fail and release
   PENDING     poll; map the provider's answer (the adapter returns our statuses only)
   RUNNING
 
-Errors by kind (domain.errors.UpstreamKind, PROVIDERS.md §1.3): a rate limit or a create that
-certainly did not arrive goes back to CREATED and is retried later (Retry-After honoured); a
-channel problem (auth, model not enabled, upstream balance) fails the task unbilled and is
-logged and counted against the channel; the user's own bad request or moderated input fails it
-with a clear reason and never counts against the channel; a poll that fails for good (401, 404,
-task gone) ends the task and refunds it instead of retrying until the deadline.
+Errors by kind (domain.errors.UpstreamKind, PROVIDERS.md §1.3): when no channel took it, a
+rate limit or a create that certainly did not arrive goes back to CREATED and is retried later
+(Retry-After honoured); a channel problem (auth, model not enabled, upstream balance) on every
+channel fails the task unbilled, and is logged and counted against each channel; the user's
+own bad request or moderated input fails it with a clear reason and never counts against the
+channel; a poll that fails for good (401, 404, task gone) ends the task and refunds it instead
+of retrying until the deadline.
 
 Every state change is a compare-and-swap on the task's status; the final one shares a
 transaction with the hold's settlement (services/task_settle.py). Leases expire, so a task whose
@@ -26,14 +32,12 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import random
 import secrets
 from typing import Any
 
-from llmage.db.repos.tasks import TaskRepo, TaskStateChanged
+from llmage.db.repos.tasks import ChannelFull, TaskRepo, TaskStateChanged, channel_slot_guard
 from llmage.domain.catalog import Catalog
 from llmage.domain.clock import now_ms
-from llmage.domain.credentials import pool_size
 from llmage.domain.errors import UpstreamError, UpstreamKind
 from llmage.domain.tasks import TaskRow, TaskStatus
 from llmage.observability import metrics
@@ -218,47 +222,88 @@ class TaskPoller:
             )
             self.cancel_upstream(row)
             return
+        if row.status is TaskStatus.CREATED:
+            await self._submit(row)
+            return
         found = await self._channel(row)
         if found is None:
-            if row.status is TaskStatus.CREATED:
-                await self._settle.move(row, row.status, {}, self._backoff(row))
-            else:
-                await self._settle.fail(row, "channel_gone", "The upstream channel was removed")
+            await self._settle.fail(row, "channel_gone", "The upstream channel was removed")
             return
         channel, adapter = found
+        # Upstream calls in flight per channel from this process (polls included); how many
+        # tasks a channel runs upstream at once is `max_concurrency`, counted in the database.
         sem = self._channel_slots.setdefault(
-            channel.id, asyncio.Semaphore(int(channel.options.get("max_concurrency", 256)))
+            channel.id, asyncio.Semaphore(int(channel.options.get("max_calls", 256)))
         )
         async with sem:
-            if row.status is TaskStatus.CREATED:
-                await self._submit(row, channel, adapter)
-            elif row.status is TaskStatus.SUBMITTING:
+            if row.status is TaskStatus.SUBMITTING:
                 await self._recover(row, channel, adapter)
             else:
                 await self._poll(row, channel, adapter)
 
-    # -- submit, exactly once -------------------------------------------------------------------
+    # -- submit, exactly once, failing over ------------------------------------------------------
 
-    def _key_index(self, channel: Channel) -> int:
-        """Which key of a pool this task uses (all its polls use the same one). The seam for
-        setting a failing key aside."""
-        size = pool_size(channel.credentials)
-        return random.randrange(size) if size > 1 else 0
+    async def _submit(self, row: TaskRow, exclude: frozenset[int] = frozenset()) -> None:
+        """Submit to the first candidate whose breaker and concurrency let it in; a create that
+        certainly made nothing upstream moves on to the next candidate. A create of unknown
+        outcome stops here: it is recovered, never sent anywhere again."""
+        adapters: dict[int, TaskAdapter] = {}
+        channels: list[Channel] = []
+        names = (row.model, row.llmid)
+        for ch in await self._directory.candidates(names, platform=row.platform):
+            adapter = self._providers.task(ch.provider)
+            if adapter is not None and ch.id not in exclude:
+                adapters[ch.id] = adapter
+                channels.append(ch)
+        health = self._directory.health
+        last: UpstreamError | None = None
+        full = False
+        for channel in health.route(channels):
+            if now_ms() >= row.deadline_at:
+                break
+            try:
+                row = await self._claim(row, channel)
+            except ChannelFull:
+                health.breaker(channel).neutral(health.clock())
+                full = True
+                continue
+            failed = await self._create(row, channel, adapters[channel.id])
+            if failed is None:
+                return  # submitted, or its outcome is being recovered, or failed for good
+            # A transient refusal anywhere makes a later retry worth it; otherwise the first
+            # (highest priority) channel's problem is the one to report.
+            if last is None or (failed.kind.transient and not last.kind.transient):
+                last = failed
+        if exclude and not full:
+            # A create proven lost (services: _recover) and no other channel took the task.
+            await self._settle.fail(
+                row, "submit_lost", "The provider never created the task; nothing charged"
+            )
+            return
+        await self._not_submitted(row, last, full)
 
-    async def _submit(self, row: TaskRow, channel: Channel, adapter: TaskAdapter) -> None:
+    async def _claim(self, row: TaskRow, channel: Channel) -> TaskRow:
+        """The task moves to SUBMITTING on `channel` (channel, key and start recorded) BEFORE
+        the create; with the channel's `max_concurrency`, only into a free slot (ChannelFull)."""
         started = now_ms()
-        key_index = self._key_index(channel)
+        key_index = self._directory.health.pick_key(channel) or 0
         marks = {
             "channel_id": channel.id,
             "provider": channel.provider,
             "key_index": key_index,
             "upstream_state": {_SUBMIT_MS: str(started)},
         }
+        limit = channel.options.get("max_concurrency")
+        guards = (
+            channel_slot_guard(channel.id, limit, row.id)
+            if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0
+            else []
+        )
         # Nobody else may step it while the create is in flight: due only after the create's
         # own deadline (then a crashed worker's task is recovered, not resubmitted).
         in_flight_ms = int((self._s.task_upstream_timeout_seconds + 5) * 1000)
-        await self._settle.move(row, TaskStatus.SUBMITTING, marks, in_flight_ms)
-        row = dataclasses.replace(
+        await self._settle.move(row, TaskStatus.SUBMITTING, marks, in_flight_ms, guards)
+        return dataclasses.replace(
             row,
             status=TaskStatus.SUBMITTING,
             channel_id=channel.id,
@@ -266,30 +311,73 @@ class TaskPoller:
             key_index=key_index,
             upstream_state={_SUBMIT_MS: str(started)},
         )
-        job = self._job(row, channel)
-        try:
-            submitted = await self._exec.submit(adapter, channel, job, key_index)
-        except SubmitOutcomeUnknown as exc:
-            log.warning("task %s: %s; recovering", row.id, exc.message)
-            # Give the upstream's list a moment to show a task it has just made: one poll
-            # interval, the channel's own when it sets one.
-            await self._settle.move(row, row.status, {}, self._interval(channel, adapter, 0, None))
-            return
-        except UpstreamError as exc:
-            await self._submit_failed(row, channel, exc)
-            return
-        await self._submitted(row, channel, adapter, submitted)
 
-    async def _submit_failed(self, row: TaskRow, channel: Channel, exc: UpstreamError) -> None:
-        """The create certainly made no task upstream."""
-        metrics.UPSTREAM_ERRORS.labels(channel.provider, exc.kind.value).inc()
-        self._health(channel, exc.kind)
-        if exc.kind.transient and row.polls < _SUBMIT_ATTEMPTS:
-            delay = self._retry_delay(row, channel, exc)
-            back = {"channel_id": None, "provider": None, "upstream_state": None}
+    async def _create(
+        self, row: TaskRow, channel: Channel, adapter: TaskAdapter
+    ) -> UpstreamError | None:
+        """One create, with the other keys of a pool after a key error. Returns the error when
+        nothing was created and another channel may take the task; None when this step is done
+        with it."""
+        health = self._directory.health
+        tried = frozenset({row.key_index})
+        while True:
+            job = self._job(row, channel)
+            try:
+                submitted = await self._exec.submit(adapter, channel, job, row.key_index)
+            except SubmitOutcomeUnknown as exc:
+                log.warning("task %s: %s; recovering", row.id, exc.message)
+                health.record(channel, UpstreamKind.TIMEOUT)
+                # Give the upstream's list a moment to show a task it has just made: one poll
+                # interval, the channel's own when it sets one.
+                await self._settle.move(
+                    row, row.status, {}, self._interval(channel, adapter, 0, None)
+                )
+                return None
+            except UpstreamError as exc:
+                exc.redact(channel.redact)
+                metrics.UPSTREAM_ERRORS.labels(channel.provider, exc.kind.value).inc()
+                if exc.kind.key_problem and health.usable_keys(channel) > 1:
+                    health.set_aside(channel, row.key_index)
+                    index = health.pick_key(channel, tried)
+                    if index is not None:
+                        tried |= {index}
+                        # Still SUBMITTING on this channel; only the key changes.
+                        await self._settle.move(
+                            row, row.status, {"key_index": index}, self._in_flight_ms()
+                        )
+                        row = dataclasses.replace(row, key_index=index)
+                        continue
+                health.record(channel, exc.kind)
+                self._health(channel, exc.kind)
+                if exc.retryable:
+                    return exc
+                await self._settle.fail(row, *self._reason(channel, exc))
+                return None
+            health.record(channel, None)
+            await self._submitted(row, channel, adapter, submitted)
+            return None
+
+    async def _not_submitted(self, row: TaskRow, last: UpstreamError | None, full: bool) -> None:
+        """No candidate took the task: it waits in our queue (CREATED) for a channel slot or a
+        retry, or fails when the channels refused it for good."""
+        back: dict[str, Any] = {"channel_id": None, "provider": None, "upstream_state": None}
+        if full:
+            # Waiting for a slot is not an attempt: the lease's count is given back.
+            back["polls"] = max(0, row.polls - 1)
+            await self._settle.move(row, TaskStatus.CREATED, back, int(self._s.task_slot_retry_ms))
+            return
+        if last is None:
+            # No channel can serve it right now (none configured, all removed): look later.
+            await self._settle.move(row, TaskStatus.CREATED, back, self._backoff(row))
+            return
+        if last.kind.transient and row.polls < _SUBMIT_ATTEMPTS:
+            delay = self._retry_delay(row, None, last)
             await self._settle.move(row, TaskStatus.CREATED, back, delay)
             return
-        await self._settle.fail(row, *self._reason(channel, exc))
+        await self._settle.fail(row, *self._reason(None, last))
+
+    def _in_flight_ms(self) -> int:
+        return int((self._s.task_upstream_timeout_seconds + 5) * 1000)
 
     async def _submitted(
         self, row: TaskRow, channel: Channel, adapter: TaskAdapter, submitted: Submitted
@@ -334,12 +422,9 @@ class TaskPoller:
                 await self._settle.fail(row, *self._reason(channel, exc))
             return
         if found is None:
-            await self._settle.fail(
-                row,
-                "submit_lost",
-                "The provider's task for this request could not be found for certain; "
-                "nothing charged",
-            )
+            # Certainly nothing upstream: another channel may take the task (never this one
+            # again in this step, it just lost a create).
+            await self._submit(row, frozenset({channel.id}))
             return
         log.info("task %s: recovered upstream task after an unknown create", row.id)
         await self._submitted(row, channel, adapter, found)
@@ -400,9 +485,9 @@ class TaskPoller:
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _reason(self, channel: Channel, exc: UpstreamError) -> tuple[str, str]:
+    def _reason(self, channel: Channel | None, exc: UpstreamError) -> tuple[str, str]:
         """(error_code, message) stored on a failed task: ours first, the provider's after."""
-        upstream = _redact(channel, exc.message)
+        upstream = _redact(channel, exc.message) if channel is not None else exc.message
         base = _FAILURE_TEXT.get(exc.kind)
         if base is None:
             return "upstream_error", f"{upstream}; nothing charged"
@@ -434,11 +519,12 @@ class TaskPoller:
         )
         return int(min(base * (1.5 ** min(polls, 10)), self._s.task_poll_max_interval_ms))
 
-    def _retry_delay(self, row: TaskRow, channel: Channel, exc: UpstreamError) -> int:
+    def _retry_delay(self, row: TaskRow, channel: Channel | None, exc: UpstreamError) -> int:
         """The upstream's Retry-After when it gave one (never below the channel's base poll
         interval), else exponential backoff."""
         if exc.retry_after is not None:
-            floor = float(channel.options.get("poll_interval_ms", self._s.task_poll_interval_ms))
+            options = channel.options if channel is not None else {}
+            floor = float(options.get("poll_interval_ms", self._s.task_poll_interval_ms))
             return int(max(exc.retry_after * 1000, floor))
         return self._backoff(row)
 

@@ -16,8 +16,8 @@ from llmage.auth.crypto import CredentialBox
 from llmage.db.repos.channels import ChannelRepo, ChannelRow
 from llmage.domain.credentials import load_secret
 from llmage.domain.redaction import Redactor, redactor
-from llmage.observability import metrics
 from llmage.providers.contract import Channel
+from llmage.services.channel_health import ChannelHealth
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,16 @@ def order_channels(channels: Iterable[Channel], rng: random.Random) -> list[Chan
 
 
 class ChannelDirectory:
-    def __init__(self, repo: ChannelRepo, box: CredentialBox, ttl: float) -> None:
+    def __init__(
+        self,
+        repo: ChannelRepo,
+        box: CredentialBox,
+        ttl: float,
+        health: ChannelHealth | None = None,
+    ) -> None:
         self._repo = repo
+        # Breakers, key rotation and chat slots of this process (services/channel_health.py).
+        self.health = health or ChannelHealth()
         self._box = box
         self.ttl = ttl  # the platform shortens it while cross-instance invalidation is down
         self._channels: list[Channel] = []
@@ -83,9 +91,7 @@ class ChannelDirectory:
                     }
                     # Disabled channels take no new work but still finish their running tasks.
                     self._by_id = {i: c for i, (c, _) in decrypted.items()}
-                    for c, _ in decrypted.values():
-                        # Placeholder until circuit breakers exist: every breaker is closed.
-                        metrics.CHANNEL_BREAKER.labels(c.name).set(0)
+                    self.health.sync(self._by_id.values())
                     self._channels = [c for c, enabled in decrypted.values() if enabled]
                     self._matches = {}
                     self._expires = time.monotonic() + self.ttl

@@ -9,7 +9,7 @@ terminal state and one charge.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from llmage.billing.ledger import Hold, Ledger
@@ -42,9 +42,15 @@ class TaskSettler:
         self._redactor = redactor
 
     async def move(
-        self, row: TaskRow, status: TaskStatus, fields: dict[str, Any], delay_ms: int
+        self,
+        row: TaskRow,
+        status: TaskStatus,
+        fields: dict[str, Any],
+        delay_ms: int,
+        guards: Sequence[Stmt] = (),
     ) -> None:
-        """A non-terminal move (or staying put) with the next poll in `delay_ms`."""
+        """A non-terminal move (or staying put) with the next poll in `delay_ms`; `guards`
+        run first in the same transaction and may refuse it (a channel's free slot)."""
         now = now_ms()
         values = {
             **fields,
@@ -53,7 +59,7 @@ class TaskSettler:
             # Never later than the deadline: a task that runs out of time fails on time.
             "next_poll_at": min(now + max(0, delay_ms), row.deadline_at),
         }
-        await self._ledger.run([advance_stmt(row.id, row.status, values)], row.user_id)
+        await self._ledger.run([*guards, advance_stmt(row.id, row.status, values)], row.user_id)
 
     def charge(self, row: TaskRow, usage: Usage) -> int:
         """Priced again from what the provider reports it produced; never above the hold."""

@@ -306,12 +306,18 @@ def test_wrong_credential_marks_the_channel_unhealthy(stack: Stack, up: DashScop
         before = stack.balance(acc.user_id)
         done = drive_native(stack, acc, {"llmid": WAN_T2V, "prompt": "x", "size": "1280*720",
                                          "duration": 5})  # fmt: skip
-        assert done["status"] == "FAILED"
-        assert done["error"]["code"] == "auth"
-        assert "sk-wrong" not in done["error"]["message"]
-        assert stack.wait_settled(acc.user_id) == (before[0], 0)
+        # Refused for our key: the task fails over to the good channel behind it and is
+        # charged once, there; the wrong channel is marked unhealthy.
+        assert done["status"] == "SUCCEEDED", done
+        assert "sk-wrong" not in str(done)
+        row = stack.admin.call(stack.platform.task_repo.get(done["taskid"]))
+        assert row is not None and row.charged
+        bad = stack.admin.call(stack.platform.channels.get(name))
+        assert bad is not None and row.channel_id != bad.id
+        assert stack.wait_settled(acc.user_id) == (before[0] - row.charged, 0)
         scrape = httpx.get(stack.url + "/metrics").text
         assert f'llmage_channel_healthy{{channel="{name}"}} 0.0' in scrape
+        made = up.creates  # the task's one create, on the good channel
         probe = stack.admin.call(stack.platform.channel_ops.test(name))
         assert (probe.ok, probe.call, probe.kind) == (False, "probe", "auth")
     finally:
@@ -319,7 +325,7 @@ def test_wrong_credential_marks_the_channel_unhealthy(stack: Stack, up: DashScop
         time.sleep(stack.settings.channel_cache_ttl + 0.1)
     good = stack.admin.call(stack.platform.channel_ops.test(f"dashscope-{stack.backend}"))
     assert good.ok and good.call == "probe", good
-    assert up.creates == 0  # probes list tasks; they never create one
+    assert up.creates == made == 1  # probes list tasks; they never create one
     assert [s.query for s in up.requests if s.op == "list"][-1] == {
         "page_no": "1",
         "page_size": "1",

@@ -90,6 +90,32 @@ def open_tasks_guard(
     return Stmt(_OPEN_COUNT.format(column=column), params, refused)
 
 
+class ChannelFull(Exception):
+    """Every slot of the channel's `max_concurrency` is taken: the task waits in our queue."""
+
+
+# Locks the channel's row first, so that on PostgreSQL two workers claiming a slot on one
+# channel count one after the other (the count runs in a later statement, which under READ
+# COMMITTED sees what the first one committed). SQLite has a single writer anyway.
+_CHANNEL_LOCK = "UPDATE channels SET priority = priority WHERE id = :channel"
+_CHANNEL_SLOT = (
+    "UPDATE channels SET priority = priority WHERE id = :channel AND (SELECT COUNT(*) FROM tasks"
+    " WHERE channel_id = :channel AND status IN ('SUBMITTING', 'PENDING', 'RUNNING')"
+    " AND id <> :task) < :limit"
+)
+
+
+def channel_slot_guard(channel_id: int, limit: int, task_id: str) -> list[Stmt]:
+    """Runs before a task's move to SUBMITTING on a channel: aborts the program with
+    ChannelFull while the channel already runs `limit` tasks upstream. Counted from the
+    database, so the limit holds across pollers and instances."""
+    params = {"channel": channel_id, "limit": limit, "task": task_id}
+    return [
+        Stmt(_CHANNEL_LOCK, {"channel": channel_id}),
+        Stmt(_CHANNEL_SLOT, params, ChannelFull),
+    ]
+
+
 def insert_stmt(values: Mapping[str, Any]) -> Stmt:
     """`params` plain JSON; `inputs` the stored files (TaskFiles), kept apart from params."""
     inputs = files_record(values.get("inputs") or {})
