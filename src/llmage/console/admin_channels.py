@@ -86,8 +86,9 @@ async def providers() -> JSONResponse:
 
 @router.get("/channels", summary="List channels (admin)")
 async def list_channels(request: Request) -> JSONResponse:
-    views = await platform_of(request).channel_ops.views()
-    return JSONResponse({"data": [v.as_dict() for v in views]})
+    ops = platform_of(request).channel_ops
+    views = await ops.views()
+    return JSONResponse({"data": [{**v.as_dict(), "health": ops.health(v.id)} for v in views]})
 
 
 @router.post("/channels", status_code=201, summary="Add a channel (admin)")

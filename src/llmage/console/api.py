@@ -6,7 +6,9 @@ from fastapi import APIRouter
 
 from llmage.console.account_routes import router as account_router
 from llmage.console.admin_channels import router as admin_channels_router
+from llmage.console.admin_models import router as admin_models_router
 from llmage.console.admin_money import router as admin_money_router
+from llmage.console.admin_tasks import router as admin_tasks_router
 from llmage.console.admin_users import router as admin_users_router
 from llmage.console.auth_routes import router as auth_router
 from llmage.console.finance import router as finance_router
@@ -20,4 +22,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     finance_router,
     admin_money_router,
     admin_channels_router,
+    admin_models_router,
+    admin_tasks_router,
 )
