@@ -144,3 +144,23 @@ def test_cancel_needs_the_csrf_token(tstack: Stack, admin: Browser) -> None:
     r = admin.post(f"/api/admin/tasks/{task}/cancel", csrf=False)
     assert r.status_code == 403 and error(r)["code"] == "csrf_failed"
     assert admin.get(f"/api/admin/tasks/{task}").json()["status"] != "CANCELLED"
+
+
+def test_admin_pages_render_and_escape_upstream_text(tstack: Stack, admin: Browser) -> None:
+    """The section pages render for an admin with the CSP; one task's inspect page shows an
+    upstream error text full of markup as text."""
+    from llmage.console.web.pages import CONTENT_SECURITY_POLICY
+
+    for path in ("/admin/channels", "/admin/models", "/admin/tasks", "/admin?lang=en"):
+        r = admin.get(path)
+        assert r.status_code == 200, (path, r.status_code)
+        assert r.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        assert 'href="/admin/models"' in r.text
+    acc = tstack.account()
+    failed = submit(tstack, acc, BROKEN_IMAGE)
+    assert wait_status(admin, failed, "FAILED")["status"] == "FAILED"
+    r = admin.get(f"/admin/tasks/{failed}")
+    assert r.status_code == 200 and r.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert UPSTREAM_TEXT not in r.text and "<img src=x" not in r.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;" in r.text
+    assert admin.get("/admin/tasks/nosuchtask").status_code == 404

@@ -66,7 +66,7 @@ class AdminTaskDetailOut(AdminTaskOut):
     updated_at: str | None
 
 
-def _base_url(request: Request) -> str:
+def base_url_of(request: Request) -> str:
     return console_platform(request).settings.public_base_url or str(request.base_url)
 
 
@@ -94,7 +94,7 @@ def _out(found: Any) -> dict[str, Any]:
     }
 
 
-def _detail(view: AdminTaskView) -> AdminTaskDetailOut:
+def detail_out(view: AdminTaskView) -> AdminTaskDetailOut:
     row = view.found.row
     return AdminTaskDetailOut(
         **_out(view.found),
@@ -145,8 +145,8 @@ async def list_tasks(
     responses=errors(401, 403, 404),
 )
 async def show_task(task_id: TaskId, admin: AdminUser, request: Request) -> AdminTaskDetailOut:
-    view = await console_platform(request).task_admin.inspect(task_id, _base_url(request))
-    return _detail(view)
+    view = await console_platform(request).task_admin.inspect(task_id, base_url_of(request))
+    return detail_out(view)
 
 
 @router.post(
@@ -155,5 +155,5 @@ async def show_task(task_id: TaskId, admin: AdminUser, request: Request) -> Admi
     responses=errors(401, 403, 404, 409),
 )
 async def cancel_task(task_id: TaskId, admin: AdminUser, request: Request) -> AdminTaskDetailOut:
-    view = await console_platform(request).task_admin.cancel(task_id, _base_url(request))
-    return _detail(view)
+    view = await console_platform(request).task_admin.cancel(task_id, base_url_of(request))
+    return detail_out(view)

@@ -471,6 +471,12 @@
     },
   };
 
+  // Page scripts loaded after this one (admin sections) register here and reuse the helpers.
+  window.llmageConsole = {
+    pages: pages, api: api, t: t, $: $, cell: cell, fillTable: fillTable, when: when,
+    formJson: formJson, onSubmit: onSubmit, showError: showError,
+  };
+
   document.addEventListener("DOMContentLoaded", function () {
     var out = $("logout");
     if (out) {
