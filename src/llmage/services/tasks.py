@@ -319,6 +319,10 @@ class TaskService:
             raise NotFound(f"No task '{task_id}'", param="task_id")
         return await self._cancel(row.user_id, task_id, None, "Cancelled by an administrator")
 
+    async def owned(self, user_id: int, task_id: str) -> TaskRow:
+        """A task of this user (a console session's view of its own tasks), else NotFound."""
+        return await self._owned(user_id, task_id, None)
+
     async def _owned(self, user_id: int, task_id: str, kind: str | None) -> TaskRow:
         row = await self._repo.get(task_id, user_id)
         if row is None or (kind and row.kind != kind):

@@ -347,29 +347,22 @@
           showError("");
         }).catch(fail);
       });
-      var polling = null;
-      function showTask(v) {
-        $("task-status").textContent = v.status + (v.error ? ": " + v.error.message : "");
-        if (v.video) { $("task-video").src = v.video; $("task-video").hidden = false; }
-        if (v.image) { $("task-image").src = v.image; $("task-image").hidden = false; }
-        return ["SUCCEEDED", "FAILED", "CANCELLED"].indexOf(v.status) >= 0;
+      // The task's progress is an htmx fragment (/playground/task/<id>) polled every 2 s;
+      // the server answers 286 once the task has finished, which stops the polling.
+      function watchTask(taskid) {
+        var old = $("task");
+        var box = old.cloneNode(false);  // a fresh element: no polling left from a previous task
+        box.setAttribute("hx-get", "/playground/task/" + encodeURIComponent(taskid));
+        box.hidden = false;
+        old.replaceWith(box);
+        if (window.htmx) window.htmx.process(box);
       }
       media.addEventListener("submit", function (ev) {
         ev.preventDefault();
         sessionStorage.setItem("llmage_play_key", keyInput.value.trim());
         native("/llmage/video", mediaBody()).then(function (sub) {
           showError("");
-          $("task").hidden = false;
-          $("task-video").hidden = true;
-          $("task-image").hidden = true;
-          $("task-id").textContent = sub.taskid;
-          $("task-status").textContent = sub.status;
-          if (polling) clearInterval(polling);
-          polling = setInterval(function () {
-            native("/llmage/tasks?taskid=" + encodeURIComponent(sub.taskid)).then(function (v) {
-              if (showTask(v)) clearInterval(polling);
-            }).catch(fail);
-          }, 2000);
+          watchTask(sub.taskid);
         }).catch(fail);
       });
       var form = $("chat");
