@@ -254,3 +254,21 @@ async def test_playground_video_estimate_submit_and_play(fast_env: PayEnv, page:
         "document.getElementById('task-video').readyState >= 2", timeout=30_000
     )
     await shot(page, "playground-video")
+
+
+async def test_playground_without_a_key_runs_as_the_user(env: PayEnv, page: Page) -> None:
+    user = env.user("100")
+    await page.context.add_cookies(
+        [
+            {"name": "llmage_session", "value": user.session, "url": env.url},
+            {"name": "llmage_csrf", "value": user.csrf, "url": env.url},
+        ]
+    )
+    await page.goto(env.url + "/playground")
+    await page.select_option("#play-model", "qwen3-max")
+    await page.fill("#play-prompt", "hello")
+    await page.click("#chat button[type=submit]")
+    answer = page.locator("#transcript p.answer.done")
+    await expect(answer).to_have_count(1, timeout=30_000)
+    assert (await answer.inner_text()).strip()
+    await expect(page.locator("#error")).to_be_hidden()

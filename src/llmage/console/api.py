@@ -13,6 +13,7 @@ from llmage.console.admin_users import router as admin_users_router
 from llmage.console.auth_routes import router as auth_router
 from llmage.console.finance import router as finance_router
 from llmage.console.payments import router as payments_router
+from llmage.console.playground import router as playground_router
 
 ROUTERS: tuple[APIRouter, ...] = (
     auth_router,
@@ -24,4 +25,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     admin_channels_router,
     admin_models_router,
     admin_tasks_router,
+    playground_router,
 )

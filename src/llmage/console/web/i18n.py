@@ -202,7 +202,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "tk.more": ("更多", "More"),
     "nav.playground": ("体验", "Playground"),
     "play.title": ("在线体验", "Playground"),
-    "play.key": ("API 密钥（只保存在本页会话中）", "API key (kept in this tab only)"),
+    "play.key": (
+        "API 密钥（可不填：留空则以当前登录用户的体验密钥调用，同样计费）",
+        "API key (optional: empty runs as you, with your playground key, billed alike)",
+    ),
     "play.model": ("模型", "Model"),
     "play.prompt": ("输入消息", "Message"),
     "play.send": ("发送", "Send"),
