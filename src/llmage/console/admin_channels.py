@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
+from llmage.console.models import Text
 from llmage.console.session import console_platform as platform_of
 from llmage.console.session import require_admin
 from llmage.domain.credentials import Credentials, from_fields
@@ -25,10 +26,10 @@ router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[Depends(re
 class CredentialFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    api_key: str | None = Field(None, description="One API key")
-    access_key: str | None = Field(None, description="Access key of a pair (Kling, Jimeng)")
-    secret_key: str | None = Field(None, description="Secret key of a pair")
-    api_keys: list[str] | None = Field(None, description="A key pool")
+    api_key: Text | None = Field(None, description="One API key")
+    access_key: Text | None = Field(None, description="Access key of a pair (Kling, Jimeng)")
+    secret_key: Text | None = Field(None, description="Secret key of a pair")
+    api_keys: list[Text] | None = Field(None, description="A key pool")
 
     def credentials(self) -> Credentials | None:
         try:
@@ -43,22 +44,22 @@ class CredentialFields(BaseModel):
 
 
 class ChannelCreate(CredentialFields):
-    name: str = Field(..., min_length=1, max_length=128)
-    provider: str = Field(..., description="A provider of GET /api/admin/providers")
-    models: list[str] = Field(..., min_length=1, description="Model names or llmids; '*' = all")
-    base_url: str | None = Field(None, description="Default: the provider's")
-    platform: str | None = Field(None, description="Default: the provider's platform name")
-    model_map: dict[str, str] = Field(default_factory=dict)
+    name: Text = Field(..., min_length=1, max_length=128)
+    provider: Text = Field(..., description="A provider of GET /api/admin/providers")
+    models: list[Text] = Field(..., min_length=1, description="Model names or llmids; '*' = all")
+    base_url: Text | None = Field(None, description="Default: the provider's")
+    platform: Text | None = Field(None, description="Default: the provider's platform name")
+    model_map: dict[Text, Text] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
     priority: int = 0
     weight: int = Field(1, ge=1)
 
 
 class ChannelUpdate(CredentialFields):
-    base_url: str | None = None
-    platform: str | None = None
-    models: list[str] | None = Field(None, min_length=1)
-    model_map: dict[str, str] | None = None
+    base_url: Text | None = None
+    platform: Text | None = None
+    models: list[Text] | None = Field(None, min_length=1)
+    model_map: dict[Text, Text] | None = None
     options: dict[str, Any] | None = None
     priority: int | None = None
     weight: int | None = Field(None, ge=1)
