@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
-from llmage.console.models import Text
+from llmage.console.models import Text, errors
 from llmage.console.session import console_platform as platform_of
 from llmage.console.session import require_admin
 from llmage.domain.credentials import Credentials, from_fields
@@ -21,6 +21,7 @@ from llmage.domain.errors import InvalidParameter
 from llmage.providers.registry import PROVIDERS
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+_ERRORS = errors(400, 401, 403, 404, 409)
 
 
 class CredentialFields(BaseModel):
@@ -66,7 +67,7 @@ class ChannelUpdate(CredentialFields):
     enabled: bool | None = None
 
 
-@router.get("/providers", summary="Providers the registry holds (admin)")
+@router.get("/providers", summary="Providers the registry holds (admin)", responses=_ERRORS)
 async def providers() -> JSONResponse:
     return JSONResponse(
         {
@@ -85,14 +86,14 @@ async def providers() -> JSONResponse:
     )
 
 
-@router.get("/channels", summary="List channels (admin)")
+@router.get("/channels", summary="List channels (admin)", responses=_ERRORS)
 async def list_channels(request: Request) -> JSONResponse:
     ops = platform_of(request).channel_ops
     views = await ops.views()
     return JSONResponse({"data": [{**v.as_dict(), "health": ops.health(v.id)} for v in views]})
 
 
-@router.post("/channels", status_code=201, summary="Add a channel (admin)")
+@router.post("/channels", status_code=201, summary="Add a channel (admin)", responses=_ERRORS)
 async def add_channel(body: ChannelCreate, request: Request) -> JSONResponse:
     view = await platform_of(request).channel_ops.add(
         name=body.name,
@@ -109,12 +110,12 @@ async def add_channel(body: ChannelCreate, request: Request) -> JSONResponse:
     return JSONResponse(view.as_dict(), status_code=201)
 
 
-@router.get("/channels/{channel}", summary="One channel (admin)")
+@router.get("/channels/{channel}", summary="One channel (admin)", responses=_ERRORS)
 async def show_channel(channel: str, request: Request) -> JSONResponse:
     return JSONResponse((await platform_of(request).channel_ops.show(channel)).as_dict())
 
 
-@router.patch("/channels/{channel}", summary="Change a channel (admin)")
+@router.patch("/channels/{channel}", summary="Change a channel (admin)", responses=_ERRORS)
 async def update_channel(channel: str, body: ChannelUpdate, request: Request) -> JSONResponse:
     fields = body.model_dump(exclude={"api_key", "access_key", "secret_key", "api_keys"})
     view = await platform_of(request).channel_ops.update(
@@ -123,25 +124,31 @@ async def update_channel(channel: str, body: ChannelUpdate, request: Request) ->
     return JSONResponse(view.as_dict())
 
 
-@router.post("/channels/{channel}/enable", summary="Route to a channel again (admin)")
+@router.post(
+    "/channels/{channel}/enable", summary="Route to a channel again (admin)", responses=_ERRORS
+)
 async def enable_channel(channel: str, request: Request) -> JSONResponse:
     return JSONResponse(
         (await platform_of(request).channel_ops.set_enabled(channel, True)).as_dict()
     )
 
 
-@router.post("/channels/{channel}/disable", summary="Stop routing to a channel (admin)")
+@router.post(
+    "/channels/{channel}/disable", summary="Stop routing to a channel (admin)", responses=_ERRORS
+)
 async def disable_channel(channel: str, request: Request) -> JSONResponse:
     view = await platform_of(request).channel_ops.set_enabled(channel, False)
     return JSONResponse(view.as_dict())
 
 
-@router.post("/channels/{channel}/test", summary="A real minimal upstream call (admin)")
+@router.post(
+    "/channels/{channel}/test", summary="A real minimal upstream call (admin)", responses=_ERRORS
+)
 async def test_channel(channel: str, request: Request) -> JSONResponse:
     return JSONResponse((await platform_of(request).channel_ops.test(channel)).as_dict())
 
 
-@router.delete("/channels/{channel}", summary="Remove a channel (admin)")
+@router.delete("/channels/{channel}", summary="Remove a channel (admin)", responses=_ERRORS)
 async def remove_channel(channel: str, request: Request, force: bool = False) -> JSONResponse:
     view = await platform_of(request).channel_ops.remove(channel, force=force)
     return JSONResponse({"id": view.id, "name": view.name, "deleted": True})

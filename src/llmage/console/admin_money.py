@@ -268,7 +268,7 @@ async def list_orders(
     admin: AdminUser,
     p: PlatformDep,
     status: Annotated[Literal["pending", "paid", "closed"] | None, Query()] = None,
-    user_id: Annotated[int | None, Query()] = None,
+    user_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     page: PageNo = 1,
     page_size: PageSize = 50,
 ) -> OrderPage:
