@@ -345,3 +345,66 @@ async def test_admin_channels_models_and_tasks(env: PayEnv, page: Page) -> None:
     await expect(page.locator("#task-status")).to_have_text("CANCELLED")
     await expect(page.locator("#task-cancel")).to_have_count(0)
     await shot(page, "admin-task")
+
+
+XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+
+
+async def test_markup_in_user_data_stays_text_in_the_browser(env: PayEnv, page: Page) -> None:
+    """A user name, a key name and an upstream error text full of markup, on the pages whose
+    script writes them (keys, finance usage, admin users and tasks) and those rendered on the
+    server (task inspect, playground fragment): shown as text, no element made, no alert."""
+    from llmage.services.accounts import AccountService
+
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), asyncio.ensure_future(d.dismiss())))
+    p = env.platform
+
+    async def setup() -> tuple[int, str, str, str]:
+        await p.channels.add(
+            name="sim-broken-" + secrets.token_hex(3), provider="sim", platform="sim",
+            base_url="", credential_enc=None, models=["qwen-image"], priority=50,
+            options={"latency_ms": 0, "failure_rate": 1, "failure_message": XSS},
+        )  # fmt: skip
+        uid = await p.accounts.create_user(
+            XSS[:40] + secrets.token_hex(3), hash_password("password-123"), role="admin"
+        )
+        await p.ledger.credit(uid, 100_000_000, f"test:xss{uid}")
+        key = await AccountService(p).create_key(uid, name=XSS)
+        opened = await p.sessions.open(uid)
+        return uid, key.key, opened.token, opened.csrf
+
+    _uid, key, session, csrf = env.admin.call(setup())
+    async with httpx.AsyncClient(base_url=env.url, timeout=30) as http:
+        auth = {"Authorization": f"Bearer {key}"}
+        r = await http.post(
+            "/llmage/video", json={"llmid": "56xed0ECerNOuvtEXyiKF", "prompt": "x"}, headers=auth
+        )
+        assert r.status_code == 200, r.text
+        task = r.json()["taskid"]
+        for _ in range(600):
+            view = (await http.get(f"/llmage/tasks?taskid={task}", headers=auth)).json()
+            if view["status"] == "FAILED":
+                break
+            await asyncio.sleep(0.05)
+        assert view["status"] == "FAILED" and view["error"]["message"] == XSS
+    await page.context.add_cookies(
+        [
+            {"name": "llmage_session", "value": session, "url": env.url},
+            {"name": "llmage_csrf", "value": csrf, "url": env.url},
+        ]
+    )
+    where = {
+        "/keys": "#keys-table",
+        "/finance": "#usage-table",
+        "/admin": "#users-table",
+        "/admin/tasks": "#tasks-table",
+        f"/admin/tasks/{task}": "#task-detail",
+        f"/playground/task/{task}": "body",
+    }
+    for path, box in where.items():
+        await page.goto(env.url + path)
+        await expect(page.locator(box).get_by_text("alert(1)").first).to_be_visible()
+        assert await page.locator("img[src=x], main script:not([src])").count() == 0, path
+        assert XSS[:20] in (await page.locator(box).inner_text()), path
+    assert dialogs == []
