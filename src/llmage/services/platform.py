@@ -303,8 +303,8 @@ class Platform:
         await self.db.start()
         try:
             await self.model_admin.refresh()
-        except Exception:  # e.g. a database not migrated yet: the file's catalog as it is
-            log.exception("could not apply the admins' model overrides")
+        except Exception as exc:  # e.g. a database not migrated yet: the file's catalog as is
+            log.warning("model overrides not applied (%r); using the catalog file as it is", exc)
         if serve:
             self._warn_about_sharing()
             self._cache_lifetimes(self.bus.connected)
