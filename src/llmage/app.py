@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmage.console import errors as console_errors
 from llmage.console.api import ROUTERS as console_routers
+from llmage.console.web import admin_pages as console_admin_pages
 from llmage.console.web import pages as console_pages
 from llmage.dialects import api_doc
 from llmage.dialects.http import JSONBytes
@@ -339,6 +340,7 @@ def create_app(settings: Settings | None = None) -> HotPath:
         newapi_router,
         *console_routers,
         console_pages.router,
+        console_admin_pages.router,
         # Last: the `/{platform}` prefix matches broadly.
         platform_router,
         platform_media_router,

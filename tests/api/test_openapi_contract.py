@@ -45,8 +45,7 @@ _DOC_APP = create_app(
 SPEC: dict[str, Any] = _DOC_APP.openapi()
 KEY = "sk-openapi-contract-0123456789abcdef0123456789"  # the demo user's key on the test server
 # The API dialects (API-key clients). The console's JSON API under /api/ (cookie sessions, CSRF,
-# its own envelope) is not under this contract yet: its routes are tested in tests/console and
-# tests/payments, and bringing them here means teaching the checks its session auth.
+# its own envelope) is fuzzed against this same document, logged in, by test_openapi_console.py.
 CONSOLE = r"^/api/"
 OPERATIONS = [
     (path, method, op)

@@ -254,3 +254,157 @@ async def test_playground_video_estimate_submit_and_play(fast_env: PayEnv, page:
         "document.getElementById('task-video').readyState >= 2", timeout=30_000
     )
     await shot(page, "playground-video")
+
+
+async def test_playground_without_a_key_runs_as_the_user(env: PayEnv, page: Page) -> None:
+    user = env.user("100")
+    await page.context.add_cookies(
+        [
+            {"name": "llmage_session", "value": user.session, "url": env.url},
+            {"name": "llmage_csrf", "value": user.csrf, "url": env.url},
+        ]
+    )
+    await page.goto(env.url + "/playground")
+    await page.select_option("#play-model", "qwen3-max")
+    await page.fill("#play-prompt", "hello")
+    await page.click("#chat button[type=submit]")
+    answer = page.locator("#transcript p.answer.done")
+    await expect(answer).to_have_count(1, timeout=30_000)
+    assert (await answer.inner_text()).strip()
+    await expect(page.locator("#error")).to_be_hidden()
+
+
+async def test_admin_channels_models_and_tasks(env: PayEnv, page: Page) -> None:
+    """The admin path: add a channel, test it, disable it; reprice a model and see the price in
+    the plaza; filter every user's tasks and cancel one (its hold released)."""
+    page.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
+    admin = env.user("0", role="admin")
+    await page.context.add_cookies(
+        [
+            {"name": "llmage_session", "value": admin.session, "url": env.url},
+            {"name": "llmage_csrf", "value": admin.csrf, "url": env.url},
+        ]
+    )
+    # Channels: add one (the sim provider needs no credential), test it, disable it.
+    name = "br-" + secrets.token_hex(3)
+    await page.goto(env.url + "/admin/channels?lang=en")
+    await expect(page.locator("#channel-provider option[value=sim]")).to_have_count(1)
+    await page.select_option("#channel-provider", "openai_compat")
+    await expect(page.locator("#cred-key")).to_be_visible()
+    await page.select_option("#channel-provider", "sim")
+    await expect(page.locator("#cred-key")).to_be_hidden()
+    await page.fill("#channel-add input[name=name]", name)
+    await page.fill("#channel-add input[name=models]", "qwen3-max, qwen-plus")
+    await page.fill("#channel-add input[name=priority]", "-3")
+    await page.click("#channel-add button[type=submit]")
+    row = page.locator(f'#channels-table tr[data-channel="{name}"]')
+    await expect(row).to_have_count(1)
+    await expect(row.locator("td.health")).to_have_text("not tested")
+    await row.locator("button.test").click()
+    await expect(row.locator("td.health")).to_have_text(re.compile(r"^OK · \d+ ms"))
+    await row.locator("button.toggle").click()
+    await expect(row.locator("td").nth(6)).to_have_text("✗")
+    await shot(page, "admin-channels")
+
+    # Models: a new price for one resolution of a video model, shown in the plaza.
+    llmid = "o5vfXYD5BURJWRTWpopE5"  # happyhorse-1.0-t2v
+    await page.goto(env.url + "/admin/models?lang=en")
+    model_row = page.locator(f'#models-table tr[data-llmid="{llmid}"]')
+    await model_row.locator("button.price").click()
+    await page.fill('#price-fields input[name="rates.720p"]', "0.777")
+    await page.click("#price-form button[type=submit]")
+    await expect(model_row).to_contain_text("0.777000 CNY / second")
+    await expect(model_row).to_contain_text("repriced")
+    await shot(page, "admin-models")
+    await page.goto(env.url + "/models?lang=en")
+    await expect(page.get_by_text("720p (resolution): 0.777000 CNY / second")).to_have_count(1)
+
+    # Tasks: one of another user's tasks, found by filters, cancelled; its hold goes back.
+    user = env.user("100")
+    async with httpx.AsyncClient(base_url=env.url, timeout=30) as http:
+        r = await http.post(
+            "/llmage/video",
+            json={"llmid": llmid, "prompt": "a cat", "duration": 5, "resolution": "480p"},
+            headers={"Authorization": f"Bearer {user.key}"},
+        )
+    assert r.status_code == 200, r.text
+    task = r.json()["taskid"]
+    assert env.balance(user.user_id)[1] > 0
+    await page.goto(env.url + "/admin/tasks?lang=en")
+    await page.fill("#tasks-filter input[name=user]", user.username)
+    await page.fill("#tasks-filter input[name=model]", llmid)
+    await page.click("#tasks-filter button[type=submit]")
+    task_row = page.locator(f'#tasks-table tr[data-task="{task}"]')
+    await expect(page.locator("#tasks-table tbody tr")).to_have_count(1)
+    await expect(task_row).to_have_count(1)
+    await shot(page, "admin-tasks")
+    await task_row.locator("button.cancel").click()
+    await expect(task_row).to_contain_text("CANCELLED")
+    assert env.balance(user.user_id) == (100_000_000, 0)
+    await task_row.locator("a").click()
+    await expect(page.locator("#task-status")).to_have_text("CANCELLED")
+    await expect(page.locator("#task-cancel")).to_have_count(0)
+    await shot(page, "admin-task")
+
+
+XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+
+
+async def test_markup_in_user_data_stays_text_in_the_browser(env: PayEnv, page: Page) -> None:
+    """A user name, a key name and an upstream error text full of markup, on the pages whose
+    script writes them (keys, finance usage, admin users and tasks) and those rendered on the
+    server (task inspect, playground fragment): shown as text, no element made, no alert."""
+    from llmage.services.accounts import AccountService
+
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), asyncio.ensure_future(d.dismiss())))
+    p = env.platform
+
+    async def setup() -> tuple[int, str, str, str]:
+        await p.channels.add(
+            name="sim-broken-" + secrets.token_hex(3), provider="sim", platform="sim",
+            base_url="", credential_enc=None, models=["qwen-image"], priority=50,
+            options={"latency_ms": 0, "failure_rate": 1, "failure_message": XSS},
+        )  # fmt: skip
+        uid = await p.accounts.create_user(
+            XSS[:40] + secrets.token_hex(3), hash_password("password-123"), role="admin"
+        )
+        await p.ledger.credit(uid, 100_000_000, f"test:xss{uid}")
+        key = await AccountService(p).create_key(uid, name=XSS)
+        opened = await p.sessions.open(uid)
+        return uid, key.key, opened.token, opened.csrf
+
+    _uid, key, session, csrf = env.admin.call(setup())
+    async with httpx.AsyncClient(base_url=env.url, timeout=30) as http:
+        auth = {"Authorization": f"Bearer {key}"}
+        r = await http.post(
+            "/llmage/video", json={"llmid": "56xed0ECerNOuvtEXyiKF", "prompt": "x"}, headers=auth
+        )
+        assert r.status_code == 200, r.text
+        task = r.json()["taskid"]
+        for _ in range(600):
+            view = (await http.get(f"/llmage/tasks?taskid={task}", headers=auth)).json()
+            if view["status"] == "FAILED":
+                break
+            await asyncio.sleep(0.05)
+        assert view["status"] == "FAILED" and view["error"]["message"] == XSS
+    await page.context.add_cookies(
+        [
+            {"name": "llmage_session", "value": session, "url": env.url},
+            {"name": "llmage_csrf", "value": csrf, "url": env.url},
+        ]
+    )
+    where = {
+        "/keys": "#keys-table",
+        "/finance": "#usage-table",
+        "/admin": "#users-table",
+        "/admin/tasks": "#tasks-table",
+        f"/admin/tasks/{task}": "#task-detail",
+        f"/playground/task/{task}": "body",
+    }
+    for path, box in where.items():
+        await page.goto(env.url + path)
+        await expect(page.locator(box).get_by_text("alert(1)").first).to_be_visible()
+        assert await page.locator("img[src=x], main script:not([src])").count() == 0, path
+        assert XSS[:20] in (await page.locator(box).inner_text()), path
+    assert dialogs == []

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
+from llmage.console.models import Text, errors
 from llmage.console.session import console_platform as platform_of
 from llmage.console.session import require_admin
 from llmage.domain.credentials import Credentials, from_fields
@@ -20,15 +21,16 @@ from llmage.domain.errors import InvalidParameter
 from llmage.providers.registry import PROVIDERS
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+_ERRORS = errors(400, 401, 403, 404, 409)
 
 
 class CredentialFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    api_key: str | None = Field(None, description="One API key")
-    access_key: str | None = Field(None, description="Access key of a pair (Kling, Jimeng)")
-    secret_key: str | None = Field(None, description="Secret key of a pair")
-    api_keys: list[str] | None = Field(None, description="A key pool")
+    api_key: Text | None = Field(None, description="One API key")
+    access_key: Text | None = Field(None, description="Access key of a pair (Kling, Jimeng)")
+    secret_key: Text | None = Field(None, description="Secret key of a pair")
+    api_keys: list[Text] | None = Field(None, description="A key pool")
 
     def credentials(self) -> Credentials | None:
         try:
@@ -43,29 +45,29 @@ class CredentialFields(BaseModel):
 
 
 class ChannelCreate(CredentialFields):
-    name: str = Field(..., min_length=1, max_length=128)
-    provider: str = Field(..., description="A provider of GET /api/admin/providers")
-    models: list[str] = Field(..., min_length=1, description="Model names or llmids; '*' = all")
-    base_url: str | None = Field(None, description="Default: the provider's")
-    platform: str | None = Field(None, description="Default: the provider's platform name")
-    model_map: dict[str, str] = Field(default_factory=dict)
+    name: Text = Field(..., min_length=1, max_length=128)
+    provider: Text = Field(..., description="A provider of GET /api/admin/providers")
+    models: list[Text] = Field(..., min_length=1, description="Model names or llmids; '*' = all")
+    base_url: Text | None = Field(None, description="Default: the provider's")
+    platform: Text | None = Field(None, description="Default: the provider's platform name")
+    model_map: dict[Text, Text] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
     priority: int = 0
     weight: int = Field(1, ge=1)
 
 
 class ChannelUpdate(CredentialFields):
-    base_url: str | None = None
-    platform: str | None = None
-    models: list[str] | None = Field(None, min_length=1)
-    model_map: dict[str, str] | None = None
+    base_url: Text | None = None
+    platform: Text | None = None
+    models: list[Text] | None = Field(None, min_length=1)
+    model_map: dict[Text, Text] | None = None
     options: dict[str, Any] | None = None
     priority: int | None = None
     weight: int | None = Field(None, ge=1)
     enabled: bool | None = None
 
 
-@router.get("/providers", summary="Providers the registry holds (admin)")
+@router.get("/providers", summary="Providers the registry holds (admin)", responses=_ERRORS)
 async def providers() -> JSONResponse:
     return JSONResponse(
         {
@@ -84,13 +86,14 @@ async def providers() -> JSONResponse:
     )
 
 
-@router.get("/channels", summary="List channels (admin)")
+@router.get("/channels", summary="List channels (admin)", responses=_ERRORS)
 async def list_channels(request: Request) -> JSONResponse:
-    views = await platform_of(request).channel_ops.views()
-    return JSONResponse({"data": [v.as_dict() for v in views]})
+    ops = platform_of(request).channel_ops
+    views = await ops.views()
+    return JSONResponse({"data": [{**v.as_dict(), "health": ops.health(v.id)} for v in views]})
 
 
-@router.post("/channels", status_code=201, summary="Add a channel (admin)")
+@router.post("/channels", status_code=201, summary="Add a channel (admin)", responses=_ERRORS)
 async def add_channel(body: ChannelCreate, request: Request) -> JSONResponse:
     view = await platform_of(request).channel_ops.add(
         name=body.name,
@@ -107,12 +110,12 @@ async def add_channel(body: ChannelCreate, request: Request) -> JSONResponse:
     return JSONResponse(view.as_dict(), status_code=201)
 
 
-@router.get("/channels/{channel}", summary="One channel (admin)")
+@router.get("/channels/{channel}", summary="One channel (admin)", responses=_ERRORS)
 async def show_channel(channel: str, request: Request) -> JSONResponse:
     return JSONResponse((await platform_of(request).channel_ops.show(channel)).as_dict())
 
 
-@router.patch("/channels/{channel}", summary="Change a channel (admin)")
+@router.patch("/channels/{channel}", summary="Change a channel (admin)", responses=_ERRORS)
 async def update_channel(channel: str, body: ChannelUpdate, request: Request) -> JSONResponse:
     fields = body.model_dump(exclude={"api_key", "access_key", "secret_key", "api_keys"})
     view = await platform_of(request).channel_ops.update(
@@ -121,25 +124,31 @@ async def update_channel(channel: str, body: ChannelUpdate, request: Request) ->
     return JSONResponse(view.as_dict())
 
 
-@router.post("/channels/{channel}/enable", summary="Route to a channel again (admin)")
+@router.post(
+    "/channels/{channel}/enable", summary="Route to a channel again (admin)", responses=_ERRORS
+)
 async def enable_channel(channel: str, request: Request) -> JSONResponse:
     return JSONResponse(
         (await platform_of(request).channel_ops.set_enabled(channel, True)).as_dict()
     )
 
 
-@router.post("/channels/{channel}/disable", summary="Stop routing to a channel (admin)")
+@router.post(
+    "/channels/{channel}/disable", summary="Stop routing to a channel (admin)", responses=_ERRORS
+)
 async def disable_channel(channel: str, request: Request) -> JSONResponse:
     view = await platform_of(request).channel_ops.set_enabled(channel, False)
     return JSONResponse(view.as_dict())
 
 
-@router.post("/channels/{channel}/test", summary="A real minimal upstream call (admin)")
+@router.post(
+    "/channels/{channel}/test", summary="A real minimal upstream call (admin)", responses=_ERRORS
+)
 async def test_channel(channel: str, request: Request) -> JSONResponse:
     return JSONResponse((await platform_of(request).channel_ops.test(channel)).as_dict())
 
 
-@router.delete("/channels/{channel}", summary="Remove a channel (admin)")
+@router.delete("/channels/{channel}", summary="Remove a channel (admin)", responses=_ERRORS)
 async def remove_channel(channel: str, request: Request, force: bool = False) -> JSONResponse:
     view = await platform_of(request).channel_ops.remove(channel, force=force)
     return JSONResponse({"id": view.id, "name": view.name, "deleted": True})

@@ -12,7 +12,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from starlette.responses import Response
 
 from llmage.console.amounts import AmountIn, amount_in
-from llmage.console.models import Money, _Request, errors, iso
+from llmage.console.models import Money, Text, _Request, errors, iso
 from llmage.console.payments import OrderBase, order_fields
 from llmage.console.session import AdminUser, console_platform
 from llmage.services.finance import page_window
@@ -27,7 +27,7 @@ PageSize = Annotated[int, Query(ge=1, le=200)]
 
 class AdjustIn(_Request):
     amount: AmountIn = Field(description="Currency units, above 0")
-    reason: str = Field(min_length=1, max_length=500, description="Kept in the ledger entry")
+    reason: Text = Field(min_length=1, max_length=500, description="Kept in the ledger entry")
 
 
 class AdjustOut(BaseModel):
@@ -45,7 +45,7 @@ class BatchIn(_Request):
         None, description="ISO 8601 with a time zone, e.g. 2026-01-31T23:59:59+08:00"
     )
     expires_in_days: float | None = Field(None, gt=0, le=3650, description="Instead of expires_at")
-    note: str = Field("", max_length=200)
+    note: Text = Field("", max_length=200)
 
 
 class BatchOut(BaseModel):
@@ -268,7 +268,7 @@ async def list_orders(
     admin: AdminUser,
     p: PlatformDep,
     status: Annotated[Literal["pending", "paid", "closed"] | None, Query()] = None,
-    user_id: Annotated[int | None, Query()] = None,
+    user_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     page: PageNo = 1,
     page_size: PageSize = 50,
 ) -> OrderPage:

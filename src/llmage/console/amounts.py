@@ -34,3 +34,17 @@ def amount_in(value: object, param: str = "amount") -> int:
     if micros <= 0:
         raise InvalidParameter(f"{param} must be above 0", param=param)
     return micros
+
+
+def price_in(value: object, param: str) -> int:
+    """A price from a request field: like `amount_in`, but free (0) is a price too."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise InvalidParameter(f'{param} must be an amount such as "2.50"', param=param)
+    text = value if isinstance(value, str) else repr(value)
+    try:
+        micros = parse_amount(text)
+    except ValueError as exc:
+        raise InvalidParameter(f"{param}: {exc}", param=param) from None
+    if micros < 0:
+        raise InvalidParameter(f"{param} must not be negative", param=param)
+    return micros

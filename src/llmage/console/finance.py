@@ -19,7 +19,7 @@ from llmage.services.platform import Platform
 
 router = APIRouter(tags=["Console: finance"])
 PlatformDep = Annotated[Platform, Depends(console_platform)]
-PageNo = Annotated[int, Query(ge=1)]
+PageNo = Annotated[int, Query(ge=1, le=1_000_000)]
 PageSize = Annotated[int, Query(ge=1, le=200)]
 DateFrom = Annotated[
     str | None, Query(alias="from", description="First day, YYYY-MM-DD (server's time zone)")

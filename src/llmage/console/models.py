@@ -8,6 +8,7 @@ Times are ISO 8601 UTC strings.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Literal
 
 from fastapi import Path
@@ -15,15 +16,27 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from llmage.domain.money import format_amount
 
+# Control characters other than tab and newlines: PostgreSQL refuses NUL in text, and none of
+# them belongs in a name, note or URL. One rule for every console text field and query value.
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
-def _clean(text: str) -> str:
-    # JSON may carry NUL or lone surrogates; neither can be stored or hashed as UTF-8 text.
-    if "\x00" in text:
-        raise ValueError("must not contain NUL characters")
+
+def control_char_problem(text: str) -> str | None:
+    """Why `text` cannot be accepted, or None."""
+    if CONTROL_CHARS.search(text):
+        return "must not contain control characters"
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text") from None
+        return "must be valid Unicode text"
+    return None
+
+
+def _clean(text: str) -> str:
+    # JSON may carry NUL or lone surrogates; neither can be stored or hashed as UTF-8 text.
+    problem = control_char_problem(text)
+    if problem:
+        raise ValueError(problem)
     return text
 
 

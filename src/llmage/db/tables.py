@@ -325,3 +325,15 @@ redeem_codes = Table(
     Column("created_at", BigInteger, nullable=False),
     CheckConstraint("amount > 0", name="amount_pos"),
 )
+
+# Admin overrides of the catalog file (migration 0009): a model switched off or repriced.
+# `price` is JSON in micro-units (domain/model_overrides.py); NULL keeps the file's price.
+model_overrides = Table(
+    "model_overrides",
+    metadata,
+    Column("llmid", String(64), primary_key=True),
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("price", Text, nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("updated_by", Integer, ForeignKey("users.id"), nullable=True),
+)

@@ -7,6 +7,8 @@ the helpers here; `install` then completes the generated document in one pass:
 
 - every `{name}` in a path is a declared path parameter (lean routes get theirs from the path);
 - an operation that can answer 401 carries the bearer API key as its security requirement;
+  the console's `/api/` operations carry instead the session cookie, plus the CSRF header on
+  unsafe methods (and, on admin routes, an admin's API key as the alternative);
 - FastAPI's own 422 validation shape never appears: validation errors are 400s in the dialect's
   envelope (app.py maps them), which every router declares with `errors`.
 
@@ -152,10 +154,47 @@ def install(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+CONSOLE_PREFIX = "/api/"
+_SAFE = ("get", "head", "options")
+
+
+def _console_errors(operation: dict[str, Any], schemas: Mapping[str, Any]) -> None:
+    """Every console operation may answer a 400 (a bad field, a control character in a value),
+    and any 4xx or 5xx, in the console's envelope; an authenticated one 401 and 403 too."""
+    if "ErrorOut" not in schemas:
+        return
+    envelope = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+    wanted = {"400": "Invalid field (named in error.param)", "4XX": "Refused", "5XX": "Failed"}
+    if operation.get("security"):
+        wanted |= {"401": "Not logged in", "403": "CSRF check failed, or not allowed"}
+    responses = operation.setdefault("responses", {})
+    for status, what in wanted.items():
+        responses.setdefault(status, {"description": what, "content": envelope})
+
+
+def _console_security(operation: dict[str, Any]) -> None:
+    """FastAPI lists each scheme a console route reads as an alternative; what the route
+    requires is the session cookie AND, on an unsafe method, the CSRF header."""
+    schemes = {name for alt in operation.get("security", ()) for name in alt}
+    if "session" not in schemes:
+        operation.pop("security", None)  # public: sign-up, login, payment notify
+        return
+    method = operation.get("x-method", "")
+    need: dict[str, list[str]] = {"session": []}
+    if "csrf" in schemes and method not in _SAFE:
+        need["csrf"] = []
+    alternatives: list[dict[str, list[str]]] = [need]
+    if "admin_key" in schemes:
+        alternatives.append({"admin_key": []})
+    operation["security"] = alternatives
+
+
 def complete(spec: dict[str, Any]) -> dict[str, Any]:
+    all_schemas = spec.get("components", {}).get("schemas", {})
     for path, operations in spec.get("paths", {}).items():
         in_path = _PATH_PARAM.findall(path)
-        for operation in operations.values():
+        for method, operation in operations.items():
+            operation["x-method"] = method
             declared = {
                 p.get("name") for p in operation.get("parameters", ()) if p.get("in") == "path"
             }
@@ -166,8 +205,12 @@ def complete(spec: dict[str, Any]) -> dict[str, Any]:
                     )
             responses = operation.get("responses", {})
             responses.pop("422", None)
-            if "401" in responses:
+            if path.startswith(CONSOLE_PREFIX):
+                _console_security(operation)
+                _console_errors(operation, all_schemas)
+            elif "401" in responses:
                 operation["security"] = [{SECURITY_SCHEME: []}]
+            operation.pop("x-method", None)
     components = spec.setdefault("components", {})
     schemas = components.get("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):

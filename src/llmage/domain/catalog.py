@@ -237,30 +237,49 @@ def validate_alias(alias: ModelAlias, entries: Sequence[ModelEntry]) -> None:
 
 
 class Catalog:
-    def __init__(self, entries: Iterable[ModelEntry], aliases: Iterable[ModelAlias] = ()) -> None:
-        self._entries: tuple[ModelEntry, ...] = tuple(entries)
-        self._by_llmid: dict[str, ModelEntry] = {}
+    """Every lookup answers for the enabled models only; `disabled` llmids (switched off by an
+    admin) stay known to `any_by_llmid` and `all_entries`, so tasks already running on them
+    still settle at their price."""
+
+    def __init__(
+        self,
+        entries: Iterable[ModelEntry],
+        aliases: Iterable[ModelAlias] = (),
+        disabled: Iterable[str] = (),
+    ) -> None:
+        self._all: tuple[ModelEntry, ...] = tuple(entries)
+        self._disabled: frozenset[str] = frozenset(disabled)
+        self._any_by_llmid: dict[str, ModelEntry] = {}
+        all_names: dict[str, list[ModelEntry]] = {}
+        chat_names: set[str] = set()
+        for entry in self._all:
+            validate_entry(entry)
+            if entry.llmid in self._any_by_llmid:
+                raise ValueError(f"duplicate llmid {entry.llmid!r}")
+            self._any_by_llmid[entry.llmid] = entry
+            for name in entry.names:
+                all_names.setdefault(name, []).append(entry)
+                if entry.kind is ModelKind.CHAT:
+                    # OpenAI clients address chat models by name alone, so it must be unambiguous.
+                    if name in chat_names:
+                        raise ValueError(f"chat model name {name!r} listed by two entries")
+                    chat_names.add(name)
+        self._entries = tuple(e for e in self._all if e.llmid not in self._disabled)
+        self._by_llmid: dict[str, ModelEntry] = {e.llmid: e for e in self._entries}
         self._by_name: dict[str, list[ModelEntry]] = {}
         self._chat_by_name: dict[str, ModelEntry] = {}
         for entry in self._entries:
-            validate_entry(entry)
-            if entry.llmid in self._by_llmid:
-                raise ValueError(f"duplicate llmid {entry.llmid!r}")
-            self._by_llmid[entry.llmid] = entry
             for name in entry.names:
                 self._by_name.setdefault(name, []).append(entry)
                 if entry.kind is ModelKind.CHAT:
-                    # OpenAI clients address chat models by name alone, so it must be unambiguous.
-                    if name in self._chat_by_name:
-                        raise ValueError(f"chat model name {name!r} listed by two entries")
                     self._chat_by_name[name] = entry
         self._aliases: dict[str, ModelAlias] = {}
         for alias in aliases:
-            if alias.name in self._by_name or alias.name in self._by_llmid:
+            if alias.name in all_names or alias.name in self._any_by_llmid:
                 raise ValueError(f"alias {alias.name!r} hides a model name or llmid")
             if alias.name in self._aliases:
                 raise ValueError(f"duplicate alias {alias.name!r}")
-            validate_alias(alias, self._by_name.get(alias.model, ()))
+            validate_alias(alias, all_names.get(alias.model, ()))
             self._aliases[alias.name] = alias
 
     def __len__(self) -> int:
@@ -269,6 +288,9 @@ class Catalog:
     def adopt(self, other: Catalog) -> None:
         """Take `other`'s models and prices in place: every service holding this catalog
         prices the next request with them (a price change announced to every instance)."""
+        self._all = other._all
+        self._disabled = other._disabled
+        self._any_by_llmid = other._any_by_llmid
         self._entries = other._entries
         self._by_llmid = other._by_llmid
         self._by_name = other._by_name
@@ -277,6 +299,17 @@ class Catalog:
 
     def entries(self) -> Sequence[ModelEntry]:
         return self._entries
+
+    def all_entries(self) -> Sequence[ModelEntry]:
+        """Enabled and disabled alike (the admin's list)."""
+        return self._all
+
+    def disabled(self) -> frozenset[str]:
+        return self._disabled
+
+    def any_by_llmid(self, llmid: str) -> ModelEntry | None:
+        """Also a disabled model: for settling and showing work already accepted on it."""
+        return self._any_by_llmid.get(llmid)
 
     def of_kind(self, *kinds: ModelKind) -> list[ModelEntry]:
         return [e for e in self._entries if e.kind in kinds]

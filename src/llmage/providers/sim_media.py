@@ -7,6 +7,7 @@ each request by the adapter), with defaults from the constructor (like the chat 
 
   latency_ms           how long a job runs, from submit to SUCCEEDED (PENDING for the first 20%)
   failure_rate         probability (0..1) that a job ends FAILED (error_code "sim_failure")
+  failure_message      the upstream error text of such a failure (to test how it is shown)
   submit_failure_rate  probability (0..1) that submit raises a retryable UpstreamError
   gate_file            a path: jobs stay RUNNING (progress ≤ 99) until that file exists, then
                        finish as their latency says; lets a test or a demo release jobs on cue
@@ -383,7 +384,12 @@ class SimMediaUpstream:
                 200,
                 {
                     "status": "failed",
-                    "error": {"code": "sim_failure", "message": "sim: injected generation failure"},
+                    "error": {
+                        "code": "sim_failure",
+                        "message": str(
+                            options.get("failure_message") or "sim: injected generation failure"
+                        ),
+                    },
                 },
             )
         problem = self._unavailable()

@@ -31,7 +31,13 @@ _STATUS = {
     "failed": TaskStatus.FAILED,
     "cancelled": TaskStatus.FAILED,
 }
-_OPTIONS = ("latency_ms", "failure_rate", "submit_failure_rate", "gate_file")
+_OPTIONS = (
+    "latency_ms",
+    "failure_rate",
+    "failure_message",
+    "submit_failure_rate",
+    "gate_file",
+)
 
 
 def _body(ctx: CallContext, job: TaskJob) -> dict[str, Any]:

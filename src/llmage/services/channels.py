@@ -18,6 +18,7 @@ from llmage.auth.crypto import CredentialBox
 from llmage.db.repos.channels import ChannelRepo, ChannelRow
 from llmage.db.repos.tasks import TaskRepo
 from llmage.domain.catalog import Catalog, ModelKind
+from llmage.domain.clock import now_ms
 from llmage.domain.credentials import Credentials, describe, dump_secret, load_secret
 from llmage.domain.errors import (
     Conflict,
@@ -110,6 +111,17 @@ class ChannelService:
         self._providers = providers
         self._exec = executor
         self._catalog = catalog
+        # The last test of each channel id by this instance, with when (epoch ms): the health
+        # the console shows until routing keeps a shared health record.
+        self.last_tests: dict[int, tuple[ProbeResult, int]] = {}
+
+    def health(self, channel_id: int) -> dict[str, Any]:
+        """What this instance knows of a channel's health, for the admin views."""
+        last = self.last_tests.get(channel_id)
+        if last is None:
+            return {"last_test": None}
+        result, at = last
+        return {"last_test": {**result.as_dict(), "at": at}}
 
     async def _changed(self) -> None:
         if self._announce is None:
@@ -290,6 +302,11 @@ class ChannelService:
 
     async def test(self, ident: str) -> ProbeResult:
         view = await self.show(ident)
+        result = await self._probe(view)
+        self.last_tests[view.id] = (result, now_ms())
+        return result
+
+    async def _probe(self, view: ChannelView) -> ProbeResult:
         await self._changed()
         channel = await self._directory.by_id(view.id)
         if channel is None:

@@ -23,9 +23,11 @@ from llmage.db.repos.channels import ChannelRepo
 from llmage.db.repos.credits import AdjustmentRepo
 from llmage.db.repos.finance import FinanceRepo
 from llmage.db.repos.holds import HoldRepo
+from llmage.db.repos.model_overrides import ModelOverrideRepo
 from llmage.db.repos.redeem import RedeemRepo
 from llmage.db.repos.sessions import SessionRepo
 from llmage.db.repos.sms_codes import SmsCodeRepo
+from llmage.db.repos.task_search import TaskSearchRepo
 from llmage.db.repos.tasks import TaskRepo
 from llmage.db.repos.topups import TopupRepo
 from llmage.db.repos.usage import UsageRepo
@@ -49,12 +51,14 @@ from llmage.services.finance import FinanceService
 from llmage.services.invalidation import CATALOG, CHANNELS, KEYS, InvalidationBus
 from llmage.services.media import MediaService
 from llmage.services.media_links import MediaLinks
+from llmage.services.model_admin import ModelAdmin
 from llmage.services.poller import TaskPoller
 from llmage.services.redeem import RedeemService
 from llmage.services.retention import MediaReaper
 from llmage.services.routing import ChannelDirectory
 from llmage.services.sessions import SessionService
 from llmage.services.sweeper import HoldSweeper
+from llmage.services.task_admin import TaskAdmin
 from llmage.services.task_settle import TaskSettler
 from llmage.services.tasks import TaskService
 from llmage.services.topups import PendingTopupJob, TopupService, alipay_config
@@ -81,8 +85,10 @@ class Platform:
         s = self.settings = settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(s.effective_database_url, s.sqlite_synchronous)
-        self.catalog: Catalog = (
-            load_catalog_file(s.catalog_file) if s.catalog_file else load_catalog()
+        # Its own copy: admin overrides change it in place, never the file's cached catalog.
+        file_catalog = self.file_catalog()
+        self.catalog = Catalog(
+            file_catalog.all_entries(), file_catalog.aliases(), file_catalog.disabled()
         )
         self.box = CredentialBox.from_settings(s.secret_key, s.data_dir)
         self.media_secret = s.media_secret.encode() if s.media_secret else self.box.derive("media")
@@ -130,7 +136,13 @@ class Platform:
         self.bus = InvalidationBus(self.redis, s.redis_url, s.redis_prefix)
         self.bus.on(KEYS, self.keys.invalidate)
         self.bus.on(CHANNELS, self.directory.invalidate)
-        self.bus.on(CATALOG, self.reload_catalog)
+        self.model_admin = ModelAdmin(
+            ModelOverrideRepo(self.db.engine),
+            self.catalog,
+            self.file_catalog,
+            lambda: self.invalidate(CATALOG),
+        )
+        self.bus.on(CATALOG, self.model_admin.refresh_soon)
         self.bus.on_state(self._cache_lifetimes)
         self.transport = Transport(
             pool_size=s.upstream_pool_size,
@@ -218,6 +230,7 @@ class Platform:
             on_cancel=self.poller.cancel_upstream,
             limits=self.limiter,
         )
+        self.task_admin = TaskAdmin(TaskSearchRepo(self.db.engine), self.tasks, self.media)
         self.webhooks = WebhookSender(
             repo=WebhookRepo(self.db.engine, not self.db.is_sqlite),
             tasks=self.task_repo,
@@ -258,16 +271,10 @@ class Platform:
         )
         self._workers = False
 
-    def reload_catalog(self) -> None:
-        """Read the catalog again (models and prices changed): in place, so every service
-        holding it prices the next request with the new one. A broken file keeps the old."""
+    def file_catalog(self) -> Catalog:
+        """The catalog file's models and prices (admin overrides not applied)."""
         s = self.settings
-        try:
-            fresh = load_catalog_file(s.catalog_file) if s.catalog_file else load_catalog()
-        except Exception:
-            log.exception("catalog reload failed; keeping the catalog in use")
-            return
-        self.catalog.adopt(fresh)
+        return load_catalog_file(s.catalog_file) if s.catalog_file else load_catalog()
 
     def _cache_lifetimes(self, informed: bool) -> None:
         s = self.settings
@@ -305,6 +312,10 @@ class Platform:
         if migrate:
             await upgrade_async(self.settings.effective_database_url)
         await self.db.start()
+        try:
+            await self.model_admin.refresh()
+        except Exception as exc:  # e.g. a database not migrated yet: the file's catalog as is
+            log.warning("model overrides not applied (%r); using the catalog file as it is", exc)
         if serve:
             self._warn_about_sharing()
             self._cache_lifetimes(self.bus.connected)

@@ -183,7 +183,7 @@ class TaskPoller:
         return None
 
     def _job(self, row: TaskRow, channel: Channel) -> TaskJob:
-        entry = self._catalog.by_llmid(row.llmid)
+        entry = self._catalog.any_by_llmid(row.llmid)
         started = row.upstream_state.get(_SUBMIT_MS, "")
         return TaskJob(
             task_id=row.id,

@@ -63,7 +63,7 @@ class TaskSettler:
 
     def charge(self, row: TaskRow, usage: Usage) -> int:
         """Priced again from what the provider reports it produced; never above the hold."""
-        entry = self._catalog.by_llmid(row.llmid)
+        entry = self._catalog.any_by_llmid(row.llmid)
         if entry is None:
             return row.quoted
         try:
@@ -74,7 +74,7 @@ class TaskSettler:
         return max(0, min(actual, row.quoted))
 
     def usage_record(self, row: TaskRow, usage: Usage, charge: int) -> dict[str, Any]:
-        entry = self._catalog.by_llmid(row.llmid)
+        entry = self._catalog.any_by_llmid(row.llmid)
         action = entry.kind.value if entry else row.kind
         record: dict[str, Any] = {
             "action": action,

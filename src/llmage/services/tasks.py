@@ -310,8 +310,28 @@ class TaskService:
 
     async def cancel(self, auth: KeyAuth, task_id: str, *, kind: str | None = None) -> TaskRow:
         """Stop an open task and release its whole hold; a finished task is left as it is."""
+        return await self._cancel(auth.user_id, task_id, kind, "Cancelled by the user")
+
+    async def cancel_by_admin(self, task_id: str) -> TaskRow:
+        """The same cancel for any user's task (the console's admin task list)."""
+        row = await self._repo.get(task_id)
+        if row is None:
+            raise NotFound(f"No task '{task_id}'", param="task_id")
+        return await self._cancel(row.user_id, task_id, None, "Cancelled by an administrator")
+
+    async def owned(self, user_id: int, task_id: str) -> TaskRow:
+        """A task of this user (a console session's view of its own tasks), else NotFound."""
+        return await self._owned(user_id, task_id, None)
+
+    async def _owned(self, user_id: int, task_id: str, kind: str | None) -> TaskRow:
+        row = await self._repo.get(task_id, user_id)
+        if row is None or (kind and row.kind != kind):
+            raise NotFound(f"No task '{task_id}'", param="task_id")
+        return row
+
+    async def _cancel(self, user_id: int, task_id: str, kind: str | None, why: str) -> TaskRow:
         for _ in range(5):
-            row = await self.get(auth, task_id, kind=kind)
+            row = await self._owned(user_id, task_id, kind)
             if row.status.terminal:
                 return row
             hold_stmts = self._ledger.settle_program(
@@ -323,7 +343,7 @@ class TaskService:
                 {
                     "status": TaskStatus.CANCELLED.value,
                     "error_code": "cancelled",
-                    "error_message": "Cancelled by the user",
+                    "error_message": why,
                     "updated_at": now_ms(),
                     "finished_at": now_ms(),
                     "charged": 0,
@@ -336,7 +356,7 @@ class TaskService:
                 continue
             metrics.HOLDS.labels("released").inc()
             self.on_cancel(row)  # tell the upstream to stop, best effort
-            return await self.get(auth, task_id)
+            return await self._owned(user_id, task_id, kind)
         raise Conflict("The task is changing state; try again", param="task_id")
 
     async def delete(self, auth: KeyAuth, task_id: str, *, kind: str | None = None) -> TaskRow:

@@ -21,7 +21,9 @@ from starlette.staticfiles import StaticFiles
 from llmage.console.session import SESSION_COOKIE, console_platform
 from llmage.console.web.i18n import LANG_COOKIE, MESSAGES, Lang, lang_of, translate
 from llmage.console.web.plaza import param_rows, plaza_models
+from llmage.domain.errors import NotFound
 from llmage.domain.principal import ConsoleUser
+from llmage.services.task_views import native_view
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -190,3 +192,21 @@ async def playground_form(request: Request) -> Response:
     if entry is None or entry.kind.value == "chat":
         return secure_headers(HTMLResponse("", status_code=404))
     return render(request, "media_form.html", user, entry=entry, rows=param_rows(entry))
+
+
+@router.get("/playground/task/{task_id}")
+async def playground_task(request: Request, task_id: str) -> Response:
+    """htmx fragment: one of the caller's tasks as it is now. The page polls it every 2 s; a
+    finished task answers 286, which tells htmx to stop polling."""
+    user = await page_user(request)
+    if user is None:
+        return secure_headers(HTMLResponse("", status_code=401))
+    p = console_platform(request)
+    try:
+        row = await p.tasks.owned(user.user_id, task_id[:64])
+    except NotFound:
+        return secure_headers(HTMLResponse("", status_code=404))
+    base = p.settings.public_base_url or str(request.base_url)
+    view = native_view(row, p.media, base)
+    status = 286 if row.status.terminal else 200
+    return render(request, "task_status.html", user, task=view, status=status)

@@ -22,7 +22,7 @@ DIALECT = "newapi"
 def job_model(row: TaskRow, catalog: Catalog) -> str:
     """The name a new-api client knows the task by: the seed 002 alias whose fixed settings
     describe this run (`viduq3p-720p-offpeak`), else the model name."""
-    entry = catalog.by_llmid(row.llmid)
+    entry = catalog.any_by_llmid(row.llmid)
     if row.dialect != DIALECT or entry is None:
         return row.model
     return catalog.alias_for(entry, row.model, row.params) or row.model

@@ -280,6 +280,16 @@
     playground: function () {
       var keyInput = $("play-key");
       keyInput.value = sessionStorage.getItem("llmage_play_key") || "";
+      // Without a pasted key the page runs as the logged-in user: its session mints the user's
+      // playground key (POST /api/playground/key, CSRF-checked), used like any API key.
+      var minted = null;
+      async function playKey() {
+        var typed = keyInput.value.trim();
+        if (typed) return typed;
+        if (!minted) minted = (await api("POST", "/api/playground/key")).key;
+        return minted;
+      }
+      function forgetMinted(status) { if (status === 401) minted = null; }
       var controller = null;
       // Streams /v1/chat/completions with fetch + ReadableStream (EventSource cannot POST) and
       // appends each delta as text.
@@ -295,6 +305,7 @@
         if (!res.ok) {
           var data = null;
           try { data = await res.json(); } catch (e) { data = null; }
+          forgetMinted(res.status);
           throw new Error(data && data.error ? data.error.message : "HTTP " + res.status);
         }
         var reader = res.body.getReader();
@@ -330,11 +341,13 @@
         return data;
       }
       async function native(path, body) {
+        var key = await playKey();
         var res = await fetch(path, { method: body ? "POST" : "GET", body: body,
-          headers: { Authorization: "Bearer " + keyInput.value.trim() } });
+          headers: { Authorization: "Bearer " + key } });
         var data = null;
         try { data = await res.json(); } catch (e) { data = null; }
         if (!res.ok) {
+          forgetMinted(res.status);
           var err = data && data.error;
           throw new Error(err ? (err.message || String(err)) : "HTTP " + res.status);
         }
@@ -347,36 +360,28 @@
           showError("");
         }).catch(fail);
       });
-      var polling = null;
-      function showTask(v) {
-        $("task-status").textContent = v.status + (v.error ? ": " + v.error.message : "");
-        if (v.video) { $("task-video").src = v.video; $("task-video").hidden = false; }
-        if (v.image) { $("task-image").src = v.image; $("task-image").hidden = false; }
-        return ["SUCCEEDED", "FAILED", "CANCELLED"].indexOf(v.status) >= 0;
+      // The task's progress is an htmx fragment (/playground/task/<id>) polled every 2 s;
+      // the server answers 286 once the task has finished, which stops the polling.
+      function watchTask(taskid) {
+        var old = $("task");
+        var box = old.cloneNode(false);  // a fresh element: no polling left from a previous task
+        box.setAttribute("hx-get", "/playground/task/" + encodeURIComponent(taskid));
+        box.hidden = false;
+        old.replaceWith(box);
+        if (window.htmx) window.htmx.process(box);
       }
       media.addEventListener("submit", function (ev) {
         ev.preventDefault();
         sessionStorage.setItem("llmage_play_key", keyInput.value.trim());
         native("/llmage/video", mediaBody()).then(function (sub) {
           showError("");
-          $("task").hidden = false;
-          $("task-video").hidden = true;
-          $("task-image").hidden = true;
-          $("task-id").textContent = sub.taskid;
-          $("task-status").textContent = sub.status;
-          if (polling) clearInterval(polling);
-          polling = setInterval(function () {
-            native("/llmage/tasks?taskid=" + encodeURIComponent(sub.taskid)).then(function (v) {
-              if (showTask(v)) clearInterval(polling);
-            }).catch(fail);
-          }, 2000);
+          watchTask(sub.taskid);
         }).catch(fail);
       });
       var form = $("chat");
       form.addEventListener("submit", function (ev) {
         ev.preventDefault();
-        var key = keyInput.value.trim();
-        sessionStorage.setItem("llmage_play_key", key);
+        sessionStorage.setItem("llmage_play_key", keyInput.value.trim());
         var prompt = $("play-prompt").value;
         var you = document.createElement("p");
         you.className = "you";
@@ -385,7 +390,8 @@
         out.className = "answer";
         $("transcript").append(you, out);
         showError("");
-        stream(key, $("play-model").value, prompt, out)
+        playKey()
+          .then(function (key) { return stream(key, $("play-model").value, prompt, out); })
           .then(function () { out.classList.add("done"); })
           .catch(function (e) { if (e.name !== "AbortError") showError(e.message); })
           .finally(function () { $("play-stop").hidden = true; });
@@ -469,6 +475,12 @@
       codes().catch(function () {});
       orders().catch(function () {});
     },
+  };
+
+  // Page scripts loaded after this one (admin sections) register here and reuse the helpers.
+  window.llmageConsole = {
+    pages: pages, api: api, t: t, $: $, cell: cell, fillTable: fillTable, when: when,
+    formJson: formJson, onSubmit: onSubmit, showError: showError,
   };
 
   document.addEventListener("DOMContentLoaded", function () {
