@@ -157,6 +157,58 @@ def tree_cpu_seconds(leader: int) -> float:
     return ticks / CLK_TCK
 
 
+def cpu_ticks_matching(marker: str) -> dict[int, int]:
+    """utime+stime (ticks) of every live process whose command line holds
+    `marker`, by pid: the PostgreSQL backends serving one database show its name
+    in their title."""
+    ticks: dict[int, int] = {}
+    needle = marker.encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle not in cmdline:
+            continue
+        f = _stat_fields(entry)
+        if f is not None and len(f) >= 13:
+            ticks[int(entry)] = int(f[11]) + int(f[12])
+    return ticks
+
+
+def cpu_seconds_between(before: dict[int, int], after: dict[int, int]) -> float:
+    """CPU spent between two `cpu_ticks_matching` samples by the processes alive at the
+    second. A pool closes overflow connections, so a backend that ended in between is
+    missed: a lower bound."""
+    return sum(max(t - before.get(pid, 0), 0) for pid, t in after.items()) / CLK_TCK
+
+
+def tree_memory_mib(leader: int) -> dict[str, float]:
+    """Resident memory of every live process in `leader`'s session, from
+    /proc/<pid>/status: `rss` sums VmRSS now, `hwm` sums each process's VmHWM
+    (its own peak so far; their sum bounds the tree's peak from above, and is
+    exact for one process, llmage's and LiteLLM's case with one worker)."""
+    rss = hwm = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        f = _stat_fields(entry)
+        if f is None or len(f) < 4 or int(f[3]) != leader:
+            continue
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                rss += int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm += int(line.split()[1])
+    return {"rss": round(rss / 1024, 1), "hwm": round(hwm / 1024, 1)}
+
+
 def tool_version(cmd: Sequence[str]) -> str:
     try:
         out = subprocess.run(list(cmd), capture_output=True, text=True, timeout=10, check=False)

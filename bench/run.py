@@ -1,12 +1,14 @@
-"""One command for the gateway benchmark: llmage vs a direct call vs LiteLLM.
+"""One command for the gateway benchmark: llmage (SQLite, PostgreSQL, Redis
+limits) vs a direct call vs a bare aiohttp pass-through vs LiteLLM.
 
-    python bench/run.py [--duration S] [--quick] [--only llmage,direct,litellm]
+    python bench/run.py [--duration S] [--quick] [--only direct,passthrough,llmage,...]
                         [--out bench/results/latest.json]
 
 Starts the mock upstream and wrk on core 1 and each gateway (one worker) on
 core 0, runs non-stream and stream chat at each concurrency, and prints a
-markdown table; the JSON has every number plus the run's environment. All
-traffic stays on 127.0.0.1 and every run is bounded by --duration.
+markdown table (with resident memory idle and under load, and the acceptance
+ratios); the JSON has every number plus the run's environment. All traffic
+stays on 127.0.0.1 and every run is bounded by --duration.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,11 @@ from typing import Any
 if __package__ in (None, ""):  # run as `python bench/run.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import litellm_env, llmage_env, procs, wrk
+from bench import llmage_env, procs, report, wrk
+from bench.targets import LLMAGE_TARGETS, TARGETS, Target, start_mock, start_target
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
-TARGETS = ("direct", "llmage", "litellm")
 MODES = ("non-stream", "stream")
 PROMPT = [{"role": "user", "content": "Say hello"}]
 
@@ -51,25 +52,6 @@ def request_body(stream: bool) -> bytes:
 
 class TargetDied(RuntimeError):
     """The server under test exited mid-run (crash, or killed from outside)."""
-
-
-@dataclass
-class Target:
-    name: str
-    port: int
-    path: str
-    api_key: str
-    cpu_pid: int  # session leader whose process tree's CPU is charged to this target
-    version: str
-    proc: procs.Proc | None = None  # None when the process is shared (direct = the mock)
-    env: dict[str, str] | None = None  # llmage: the environment naming its data dir
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{self.path}"
-
-    def headers(self) -> dict[str, str]:
-        return {"Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"}
 
 
 # --- one-off requests: smoke checks and mock counters ----------------------
@@ -140,62 +122,6 @@ def smoke_check(target: Target) -> dict[str, Any]:
     }
 
 
-# --- targets ----------------------------------------------------------------
-
-
-def start_mock(log_dir: Path) -> tuple[procs.Proc, int]:
-    port = procs.free_port()
-    cmd = [sys.executable, str(BENCH_DIR / "mock_upstream.py"), "--port", str(port)]
-    mock = procs.start("mock", procs.pinned(cmd, procs.LOAD_CPUS), log_dir)
-    procs.wait_http_ok(f"http://127.0.0.1:{port}/healthz", 30, mock)
-    return mock, port
-
-
-def start_litellm(mock_port: int, log_dir: Path, work: Path) -> Target:
-    version = litellm_env.ensure_venv(log_dir / "litellm-install.log")
-    port = procs.free_port()
-    cfg = litellm_env.write_config(work / "litellm.yaml", mock_port)
-    proc = procs.start(
-        "litellm",
-        procs.pinned(litellm_env.command(cfg, port), procs.GATEWAY_CPUS),
-        log_dir,
-        env=litellm_env.env(),
-        cwd=work,  # it may drop files in its working directory
-    )
-    target = Target(
-        "litellm", port, "/v1/chat/completions", litellm_env.MASTER_KEY, proc.pid, version, proc
-    )
-    # Import + config load takes ~5-40 s depending on the disk cache.
-    procs.wait_http_ok(f"http://127.0.0.1:{port}/health/liveliness", 180, proc)
-    return target
-
-
-def start_llmage(mock_port: int, log_dir: Path, work: Path) -> Target:
-    data_dir = work / "llmage-data"
-    data_dir.mkdir()
-    prepared = llmage_env.prepare(data_dir, mock_port, log_dir / "llmage-setup.log")
-    port = procs.free_port()
-    proc = procs.start(
-        "llmage",
-        procs.pinned(llmage_env.serve_command(port), procs.GATEWAY_CPUS),
-        log_dir,
-        env=prepared.env,
-        cwd=work,
-    )
-    target = Target(
-        "llmage",
-        port,
-        "/v1/chat/completions",
-        prepared.api_key,
-        proc.pid,
-        llmage_env.version(),
-        proc,
-        prepared.env,
-    )
-    procs.wait_http_ok(f"http://127.0.0.1:{port}/healthz", 90, proc)
-    return target
-
-
 # --- measuring ---------------------------------------------------------------
 
 
@@ -216,6 +142,7 @@ def measure(
     settle(mock_port)
     up0 = mock_chat_count(mock_port)
     cpu0 = procs.tree_cpu_seconds(target.cpu_pid)
+    db0 = procs.cpu_ticks_matching(target.db_marker) if target.db_marker else {}
     mock0 = procs.tree_cpu_seconds(mock_proc.pid)
     cores0 = procs.core_ticks()
     wrk0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -223,6 +150,7 @@ def measure(
     wrk1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cores1 = procs.core_ticks()
     cpu1 = procs.tree_cpu_seconds(target.cpu_pid)
+    db1 = procs.cpu_ticks_matching(target.db_marker) if target.db_marker else {}
     mock1 = procs.tree_cpu_seconds(mock_proc.pid)
     if target.proc is not None and not target.proc.alive():
         raise TargetDied(
@@ -246,6 +174,11 @@ def measure(
         int(procs.LOAD_CPUS): mock_util + wrk_util,
     }
     other = {c: round(max(b - ours.get(c, 0.0), 0.0), 3) for c, b in busy.items()}
+    # The database server (PostgreSQL) is not ours to pin: its backends run on either core. Its
+    # CPU is the target's work, not foreign load, so it comes off the busiest core's share.
+    db_cpu = procs.cpu_seconds_between(db0, db1)
+    db_util = db_cpu / span
+    other_max = max((other.get(c, 0.0) for c in used_cores(target)), default=0.0)
     return {
         "target": target.name,
         "mode": mode,
@@ -259,91 +192,16 @@ def measure(
         "core_busy": busy,
         "other_load": other,
         # Only the cores this cell uses: the direct cells leave core 0 idle.
-        "other_load_max": max((other.get(c, 0.0) for c in used_cores(target)), default=0.0),
+        "other_load_max": round(max(other_max - db_util, 0.0), 3),
+        "db_cpu_ms_per_request": (
+            round(db_cpu * 1000 / res.requests, 4) if target.db_marker and res.requests else None
+        ),
         "ok_requests": ok,
         "upstream_requests": upstream,
+        # Resident memory of the server's tree right after the cell (MiB).
+        "rss_mib": procs.tree_memory_mib(target.cpu_pid)["rss"],
         "wrk_output": raw,
     }
-
-
-def add_deltas(rows: list[dict[str, Any]]) -> None:
-    """Added latency = the target's percentile minus the direct call's, same cell."""
-    direct = {(r["mode"], r["concurrency"]): r for r in rows if r["target"] == "direct"}
-    for r in rows:
-        d = direct.get((r["mode"], r["concurrency"]))
-        if d is None or r["target"] == "direct":
-            r["added_p50_ms"] = r["added_p99_ms"] = None
-            continue
-        r["added_p50_ms"] = round(r["p50_ms"] - d["p50_ms"], 3)
-        r["added_p99_ms"] = round(r["p99_ms"] - d["p99_ms"], 3)
-
-
-def _cell(rows: list[dict[str, Any]], target: str, mode: str, conc: int) -> dict[str, Any] | None:
-    for r in rows:
-        if (r["target"], r["mode"], r["concurrency"]) == (target, mode, conc):
-            return r
-    return None
-
-
-def acceptance(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The issue's three targets, computed where both sides were measured."""
-    out: dict[str, Any] = {}
-    lm, lt = _cell(rows, "llmage", "non-stream", 16), _cell(rows, "litellm", "non-stream", 16)
-    if lm and lt and lt["rps"]:
-        ratio = lm["rps"] / lt["rps"]
-        out["rps_ratio_c16_non_stream"] = {
-            "value": round(ratio, 1),
-            "target": ">= 15",
-            "pass": ratio >= 15,
-        }
-    lm1 = _cell(rows, "llmage", "non-stream", 1)
-    if lm1 and lm1.get("added_p50_ms") is not None:
-        v = lm1["added_p50_ms"]
-        out["added_p50_ms_c1_non_stream"] = {"value": v, "target": "<= 1", "pass": v <= 1}
-    for conc in (1, 16):
-        ls, ts = _cell(rows, "llmage", "stream", conc), _cell(rows, "litellm", "stream", conc)
-        if ls and ts and ts["cpu_ms_per_request"] and ls["cpu_ms_per_request"] is not None:
-            ratio = ls["cpu_ms_per_request"] / ts["cpu_ms_per_request"]
-            out[f"stream_cpu_ratio_c{conc}"] = {
-                "value": round(ratio, 3),
-                "target": "<= 0.1",
-                "pass": ratio <= 0.1,
-            }
-    return out
-
-
-def _fmt(v: float | None, digits: int = 2) -> str:
-    return "–" if v is None else f"{v:.{digits}f}"
-
-
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{v:.0%}"
-
-
-def markdown(rows: list[dict[str, Any]], skipped: dict[str, str], accept: dict[str, Any]) -> str:
-    lines = [
-        "| target | mode | conc | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms "
-        "| CPU ms/req | server CPU | other load | errors |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
-    ]
-    for r in rows:
-        errors = r["errors_status"] + r["errors_socket"] + r["errors_timeout"]
-        lines.append(
-            f"| {r['target']} | {r['mode']} | {r['concurrency']} | {r['rps']:.0f} "
-            f"| {_fmt(r['p50_ms'], 3)} | {_fmt(r['p99_ms'], 3)} "
-            f"| {_fmt(r['added_p50_ms'], 3)} | {_fmt(r['added_p99_ms'], 3)} "
-            f"| {_fmt(r['cpu_ms_per_request'], 3)} | {r['cpu_util'] * 100:.0f}% "
-            f"| {_pct(r['other_load_max'])}{' (noisy)' if r['noisy'] else ''} | {errors} |"
-        )
-    for name, why in skipped.items():
-        lines.append(f"| {name} | – | – | pending | | | | | | | | {why.splitlines()[0][:120]} |")
-    if accept:
-        lines.append("")
-        for key, a in accept.items():
-            lines.append(
-                f"- {key}: {a['value']} (target {a['target']}): {'PASS' if a['pass'] else 'FAIL'}"
-            )
-    return "\n".join(lines)
 
 
 def _now() -> str:
@@ -413,7 +271,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--warmup", type=float, default=None, help="warm-up seconds per cell (default 2)"
     )
     p.add_argument("--quick", action="store_true", help="smoke run: 2 s cells, 1 s warm-up")
-    p.add_argument("--only", default=",".join(TARGETS), help="comma list of direct,llmage,litellm")
+    p.add_argument("--only", default=",".join(TARGETS), help="comma list of " + ",".join(TARGETS))
     p.add_argument("--concurrency", default="1,16", help="comma list of connection counts")
     p.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "latest.json")
     p.add_argument(
@@ -441,16 +299,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.targets = [t for t in TARGETS if t in args.targets]  # stable order: direct first
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     return args
-
-
-def start_target(name: str, mock: procs.Proc, mock_port: int, log_dir: Path, work: Path) -> Target:
-    work.mkdir(parents=True, exist_ok=True)
-    if name == "direct":
-        # The baseline: wrk straight to the mock; its CPU is the mock's.
-        return Target("direct", mock_port, "/v1/chat/completions", "sk-mock", mock.pid, "mock")
-    if name == "litellm":
-        return start_litellm(mock_port, log_dir, work)
-    return start_llmage(mock_port, log_dir, work)
 
 
 def used_cores(target: Target) -> list[int]:
@@ -483,7 +331,7 @@ def bench_target(
     so a failure later on (or a retry) keeps what was measured."""
     for mode in MODES:
         for conc in args.concurrency:
-            if _cell(rows, target.name, mode, conc) is not None:
+            if report.cell(rows, target.name, mode, conc) is not None:
                 continue
             best: dict[str, Any] | None = None
             for attempt in range(1, args.retries + 2):
@@ -534,10 +382,14 @@ def run_target(
         print(f"[{name}] starting" + (" (retry)" if attempt > 1 else ""), flush=True)
         try:
             target = start_target(name, mock, mock_port, log_dir, work / f"{name}-{attempt}")
+            idle = procs.tree_memory_mib(target.cpu_pid)["rss"]
+            meta["memory"][name] = {"idle": idle}
             meta["versions"][name] = target.version
             meta["checks"][name] = smoke_check(target)
             print(f"[{name}] check: {meta['checks'][name]}", flush=True)
             bench_target(target, mock, mock_port, args, work, rows)
+            # The peak over every cell: the sum of the tree's VmHWM, read before it stops.
+            meta["memory"][name]["peak"] = procs.tree_memory_mib(target.cpu_pid)["hwm"]
             return
         except TargetDied as exc:
             meta["incidents"].append(str(exc))
@@ -547,10 +399,12 @@ def run_target(
         finally:
             if target is not None and target.proc is not None:
                 target.proc.stop()
-            if target is not None and target.name == "llmage" and target.env is not None:
-                after = llmage_env.after_run(target.env, log_dir / "llmage-setup.log")
-                meta["checks"]["llmage_after_run"] = after
-                print(f"[llmage] reconcile: {after['reconcile'][-300:]}", flush=True)
+            if target is not None and target.name in LLMAGE_TARGETS and target.env is not None:
+                after = llmage_env.after_run(
+                    target.env, log_dir / f"{name}-setup.log", target.variant
+                )
+                meta["checks"][f"{name}_after_run"] = after
+                print(f"[{name}] reconcile: {after['reconcile'][-300:]}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -563,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     log_dir.mkdir()
     rows: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
-    meta: dict[str, Any] = {"versions": {}, "checks": {}, "incidents": []}
+    meta: dict[str, Any] = {"versions": {}, "checks": {}, "incidents": [], "memory": {}}
     print(
         f"benchmark: {args.targets}, {len(MODES) * len(args.concurrency)} cells each, "
         f"{args.duration:g} s + {args.warmup:g} s warm-up",
@@ -589,9 +443,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"[{name}] skipped: {skipped[name]}", file=sys.stderr, flush=True)
         finally:
             mock.stop()
-    add_deltas(rows)
-    accept = acceptance(rows)
-    table = markdown(rows, skipped, accept)
+    report.add_deltas(rows)
+    accept = report.acceptance(rows)
+    table = report.markdown(rows, skipped, accept, meta["memory"])
     print()
     print(table)
     doc = {
@@ -600,6 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         "incidents": meta["incidents"],
         "skipped": skipped,
         "acceptance": accept,
+        "memory_mib": meta["memory"],
         "results": rows,
         "markdown": table,
     }

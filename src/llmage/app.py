@@ -138,32 +138,83 @@ class _LeanRoute(Route):
 class HotPath:
     """The front door: the chat routes go straight to their lean handlers, everything else to
     FastAPI. FastAPI's middleware stack (six layers) costs more per request than our whole
-    ledger write; the hot routes need none of it. Attribute access falls through to the app."""
+    ledger write; the hot routes need none of it. Attribute access falls through to the app.
+
+    A hot route gets the same metrics and bug barrier as the app (MetricsMiddleware around
+    BugBarrier), folded into one send wrapper; a path with no parameters is found by a dict
+    lookup instead of trying each route's regex."""
 
     def __init__(self, app: FastAPI, routes: list[_LeanRoute]) -> None:
         self.app = app
         self._routes = routes
+        self._exact: dict[str, _LeanRoute] = {}
+        for route in reversed(routes):  # the first route for a path wins, as in matching
+            if not route.param_convertors and "POST" in (route.methods or ()):
+                self._exact[route.path] = route
         self._rest = NoSniff(app)  # outside FastAPI's own error layer: its 500s get it too
-        self._metered = MetricsMiddleware(BugBarrier(self._dispatch))
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            for route in self._routes:
-                match, child = route.matches(scope)
-                if match is Match.FULL:
-                    scope.update(child)
-                    scope["route"] = route
-                    scope["app"] = self.app
-                    await self._metered(scope, receive, send)
-                    return
+            route = None if scope.get("root_path") else self._exact.get(scope["path"])
+            if route is not None:
+                scope["endpoint"] = route.endpoint
+                scope["path_params"] = {}
+            else:
+                for candidate in self._routes:
+                    match, child = candidate.matches(scope)
+                    if match is Match.FULL:
+                        scope.update(child)
+                        route = candidate
+                        break
+            if route is not None:
+                scope["route"] = route
+                scope["app"] = self.app
+                await self._serve(route, scope, receive, send)
+                return
         await self._rest(scope, receive, send)
 
-    @staticmethod
-    async def _dispatch(scope: Scope, receive: Receive, send: Send) -> None:
-        await scope["route"].handle(scope, receive, send)
+    async def _serve(self, route: _LeanRoute, scope: Scope, receive: Receive, send: Send) -> None:
+        start = time.perf_counter()
+        started = ended = False
+        children = self._children
+
+        async def tracked(message: Message) -> None:
+            nonlocal started, ended
+            kind = message["type"]
+            if kind == "http.response.start":
+                started = True
+                status = message["status"]
+                child = children.get((route.path, status))
+                if child is None:
+                    child = _metric_children(route.path, status)
+                    children[(route.path, status)] = child
+                child[0].observe(time.perf_counter() - start)
+                child[1].inc()
+            elif kind == "http.response.body" and not message.get("more_body"):
+                ended = True
+            await send(message)
+
+        try:
+            await route.handle(scope, receive, tracked)
+        except Exception as exc:
+            # As BugBarrier: a 500 in the dialect's shape, or a clean end if already answering.
+            if not started:
+                await _bug_response(scope["path"], exc)(scope, receive, tracked)
+                return
+            log.error(
+                "unhandled error on %s after the response started", scope["path"], exc_info=exc
+            )
+            if not ended:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _metric_children(path: str, status: int) -> tuple[Any, Any]:
+    # labels() takes a lock and builds tuples: once per (path, status) pair.
+    return metrics.LATENCY.labels(path), metrics.REQUESTS.labels(path, str(status))
 
 
 class NoSniff:
@@ -210,11 +261,8 @@ class MetricsMiddleware:
                 status = message["status"]
                 path = getattr(scope.get("route"), "path", "unmatched")
                 child = self._children.get((path, status))
-                if child is None:  # labels() takes a lock and builds tuples: once per pair
-                    child = (
-                        metrics.LATENCY.labels(path),
-                        metrics.REQUESTS.labels(path, str(status)),
-                    )
+                if child is None:
+                    child = _metric_children(path, status)
                     self._children[(path, status)] = child
                 child[0].observe(time.perf_counter() - start)
                 child[1].inc()

@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from llmage.domain.errors import RateLimited
 from llmage.domain.limits import Dim, LimitPolicy, Refusal, Rule, plan, refusal_headers
@@ -75,7 +76,7 @@ class Limiter:
         self._plans: dict[tuple[object, ...], tuple[Rule, ...]] = {}
         self._ids = itertools.count()
         self._instance = os.urandom(6).hex()
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
         self.shared = self._redis is not None
         self._gauge()
 
@@ -146,6 +147,13 @@ class Limiter:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # no loop (a stream finalised at shutdown): the Redis lease frees the slot
+        assert self._redis is not None
+        sent = self._redis.settle_soon(adm.rules, token_delta, adm.member)
+        if sent is not None:  # on the wire already: no task per request to wait for the reply
+            sent.add_done_callback(self._settled)
+            self._background.add(sent)
+            sent.add_done_callback(self._background.discard)
+            return
         task = loop.create_task(self._end_shared(adm, token_delta))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -157,6 +165,16 @@ class Limiter:
         except (RedisUnavailable, RedisReplyError, OSError) as exc:
             # Lost with Redis: the slot's lease frees it; a token correction is forgone.
             self._degraded(exc)
+
+    def _settled(self, fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if isinstance(exc, (RedisUnavailable, RedisReplyError, OSError)):
+            # Lost with Redis: the slot's lease frees it; a token correction is forgone.
+            self._degraded(exc)
+        elif exc is not None:
+            log.error("ending a limits admission in Redis failed: %r", exc)
 
     def _degraded(self, exc: BaseException) -> None:
         if self.shared:

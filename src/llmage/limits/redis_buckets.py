@@ -9,7 +9,9 @@ of a request is checked first and written only if all admit it: one atomic round
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from llmage.domain.limits import BucketState, Dim, Refusal, Rule
 from llmage.net.resp import Redis, Script
@@ -127,10 +129,28 @@ class RedisBuckets:
         rule = rules[refused - 1]
         return Refusal(rule.dim, rule.limit, wait, states)
 
-    async def settle(self, rules: Sequence[Rule], token_delta: int, member: str) -> None:
+    def _settle_args(
+        self, rules: Sequence[Rule], token_delta: int, member: str
+    ) -> tuple[list[str], list[str | int]] | None:
         used = [
             r for r in rules if r.dim is Dim.CONCURRENCY or (r.dim is Dim.TOKENS and token_delta)
         ]
-        if used:
-            keys, args = self._args(used)
-            await self._redis.evalsha(SETTLE, keys, [member, token_delta, *args])
+        if not used:
+            return None
+        keys, args = self._args(used)
+        return keys, [member, token_delta, *args]
+
+    async def settle(self, rules: Sequence[Rule], token_delta: int, member: str) -> None:
+        found = self._settle_args(rules, token_delta, member)
+        if found is not None:
+            await self._redis.evalsha(SETTLE, *found)
+
+    def settle_soon(
+        self, rules: Sequence[Rule], token_delta: int, member: str
+    ) -> asyncio.Future[Any] | None:
+        """`settle`, sent now with no task: None when there is nothing to send or no live
+        connection (then the caller awaits `settle`, which connects)."""
+        found = self._settle_args(rules, token_delta, member)
+        if found is None:
+            return None
+        return self._redis.evalsha_soon(SETTLE, *found)

@@ -1,11 +1,12 @@
 """A small Redis client (RESP2 over asyncio): what the limits and the invalidation bus need.
 
 One connection per client, auto-pipelined: every command is written at once and its reply
-future queued; one reader task resolves replies in order. Concurrent requests therefore share
-one socket and one round trip each, with no pool and no per-command task. Every command has a
-short deadline; a failure closes the connection, fails what was pending and makes the client
-refuse new commands for `retry_seconds` (callers fall back at once instead of each waiting out
-a connect timeout while Redis is down). `Subscriber` holds a separate pub/sub connection.
+future queued; a Protocol parses replies as bytes arrive and resolves them in order. Concurrent
+requests therefore share one socket and one round trip each, with no pool and no per-command
+task. Every command has a short deadline; a failure closes the connection, fails what was
+pending and makes the client refuse new commands for `retry_seconds` (callers fall back at once
+instead of each waiting out a connect timeout while Redis is down). `Subscriber` holds a
+separate pub/sub connection.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import hashlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,122 @@ async def _open(addr: RedisAddress, deadline: float) -> tuple[asyncio.StreamRead
     return reader, writer
 
 
+class _Incomplete(Exception):
+    """The buffer ends inside a reply: wait for more bytes."""
+
+
+def parse_reply(buf: bytes | bytearray, pos: int) -> tuple[Any, int]:
+    """One reply from `buf` at `pos`, synchronously: (value, position after it). Raises
+    _Incomplete when the buffer ends inside it, ConnectionError on bytes that are not RESP."""
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        raise _Incomplete
+    kind, rest = buf[pos : pos + 1], bytes(buf[pos + 1 : end])
+    pos = end + 2
+    if kind == b"+":
+        return rest, pos
+    if kind == b"-":
+        return RedisReplyError(rest.decode(errors="replace")), pos
+    if kind == b":":
+        return int(rest), pos
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None, pos
+        if len(buf) < pos + n + 2:
+            raise _Incomplete
+        return bytes(buf[pos : pos + n]), pos + n + 2
+    if kind == b"*":
+        n = int(rest)
+        if n < 0:
+            return None, pos
+        items = []
+        for _ in range(n):
+            item, pos = parse_reply(buf, pos)
+            items.append(item)
+        return items, pos
+    raise ConnectionError(f"unexpected reply type {bytes(kind)!r}")
+
+
+class _RespProtocol(asyncio.Protocol):
+    """Replies parsed as bytes arrive, each handed to the oldest waiting future: no reader
+    task and no stream coroutine per reply element (a limits check is two commands)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.pending: deque[asyncio.Future[Any]] = deque()
+        self.buf = bytearray()
+        self.lost: Callable[[Exception], None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses: no isinstance check.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        pos = 0
+        try:
+            while pos < len(buf):
+                reply, pos = parse_reply(buf, pos)
+                if not self.pending:
+                    raise ConnectionError("reply without a request")
+                fut = self.pending.popleft()
+                if not fut.done():
+                    fut.set_result(reply)
+        except _Incomplete:
+            pass
+        except (ConnectionError, ValueError) as exc:
+            self._fail(RedisUnavailable(repr(exc)))
+            return
+        del buf[:pos]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(RedisUnavailable(repr(exc) if exc else "redis closed the connection"))
+
+    def _fail(self, exc: Exception) -> None:
+        lost, self.lost = self.lost, None
+        if lost is not None:
+            lost(exc)  # the client forgets this connection (once)
+        pending, self.pending = self.pending, deque()
+        for fut in pending:
+            if not fut.done():
+                fut.set_exception(exc)
+        if self.transport is not None:
+            self.transport.close()
+
+    def call(self, args: Sequence[Arg]) -> asyncio.Future[Any]:
+        assert self.transport is not None
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending.append(fut)
+        self.transport.write(encode(args))
+        return fut
+
+
+async def _open_protocol(addr: RedisAddress, limit: float) -> _RespProtocol:
+    loop = asyncio.get_running_loop()
+    _, proto = await asyncio.wait_for(
+        loop.create_connection(_RespProtocol, addr.host, addr.port), limit
+    )
+    hello: list[list[Arg]] = []
+    if addr.password:
+        hello.append(
+            ["AUTH", addr.username, addr.password] if addr.username else ["AUTH", addr.password]
+        )
+    if addr.db:
+        hello.append(["SELECT", addr.db])
+    try:
+        for cmd in hello:
+            reply = await asyncio.wait_for(proto.call(cmd), limit)
+            if isinstance(reply, RedisReplyError):
+                raise RedisUnavailable(f"redis refused {cmd[0]!s}: {reply}")
+    except BaseException:
+        if proto.transport is not None:
+            proto.transport.close()
+        raise
+    return proto
+
+
 class Script:
     """A Lua script run with EVALSHA (EVAL once when the server does not know it yet)."""
 
@@ -121,15 +238,13 @@ class Redis:
         self._addr = RedisAddress.parse(url)
         self._timeout = timeout
         self._retry = retry_seconds
-        self._writer: Any = None
-        self._reader_task: asyncio.Task[None] | None = None
-        self._pending: deque[asyncio.Future[Any]] = deque()
+        self._conn: _RespProtocol | None = None
         self._connecting: asyncio.Future[None] | None = None
         self._down_until = 0.0
 
     @property
     def connected(self) -> bool:
-        return self._writer is not None
+        return self._conn is not None
 
     async def _connect(self) -> None:
         if self._connecting is not None:
@@ -140,7 +255,7 @@ class Redis:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._connecting = fut
         try:
-            reader, writer = await _open(self._addr, self._timeout)
+            conn = await _open_protocol(self._addr, self._timeout)
         except (OSError, TimeoutError, RedisUnavailable) as exc:
             self._down_until = time.monotonic() + self._retry
             err = exc if isinstance(exc, RedisUnavailable) else RedisUnavailable(repr(exc))
@@ -149,46 +264,24 @@ class Redis:
             raise err from None
         finally:
             self._connecting = None
-        self._writer = writer
-        self._reader_task = asyncio.create_task(self._read(reader, writer), name="redis-reader")
+        conn.lost = lambda exc: self._broken(conn, exc)
+        self._conn = conn
         fut.set_result(None)
 
-    async def _read(self, reader: asyncio.StreamReader, writer: Any) -> None:
-        try:
-            while True:
-                reply = await read_reply(reader)
-                if not self._pending:
-                    raise ConnectionError("reply without a request")
-                fut = self._pending.popleft()
-                if not fut.done():
-                    fut.set_result(reply)
-        except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError) as exc:
-            self._broken(writer, RedisUnavailable(repr(exc)))
-
-    def _broken(self, writer: Any, exc: Exception) -> None:
-        if self._writer is writer:
-            self._writer = None
+    def _broken(self, conn: _RespProtocol, exc: Exception) -> None:
+        if self._conn is conn:
+            self._conn = None
             self._down_until = time.monotonic() + self._retry
-            with contextlib.suppress(Exception):
-                writer.close()
-            if self._reader_task is not None and self._reader_task is not asyncio.current_task():
-                self._reader_task.cancel()
-            pending, self._pending = self._pending, deque()
-            for fut in pending:
-                if not fut.done():
-                    fut.set_exception(exc)
+            conn._fail(exc)
 
     async def execute(self, *args: Arg) -> Any:
-        if self._writer is None:
+        if self._conn is None:
             await self._connect()
-        writer = self._writer
-        if writer is None:
+        conn = self._conn
+        if conn is None:
             raise RedisUnavailable("redis connection lost")
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        self._pending.append(fut)
-        writer.write(encode(args))
-        timer = loop.call_later(self._timeout, self._expire, writer, fut)
+        fut = conn.call(args)
+        timer = asyncio.get_running_loop().call_later(self._timeout, self._expire, conn, fut)
         try:
             reply = await fut
         finally:
@@ -197,10 +290,10 @@ class Redis:
             raise reply
         return reply
 
-    def _expire(self, writer: Any, fut: asyncio.Future[Any]) -> None:
+    def _expire(self, conn: _RespProtocol, fut: asyncio.Future[Any]) -> None:
         if not fut.done():
             # A reply this late means a stuck server or network: treat the connection as lost.
-            self._broken(writer, RedisUnavailable("redis did not answer in time"))
+            self._broken(conn, RedisUnavailable("redis did not answer in time"))
 
     async def evalsha(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         try:
@@ -210,13 +303,55 @@ class Redis:
                 raise
         return await self.execute("EVAL", script.source, len(keys), *keys, *args)
 
+    def evalsha_soon(
+        self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]
+    ) -> asyncio.Future[Any] | None:
+        """Send now, without waiting for the reply nor a task to wait for it: the reply (or
+        the error) lands on the returned future. None if not connected. No timer of its own:
+        a stuck connection is found by the next awaited command's deadline, which fails every
+        pending reply with it."""
+        conn = self._conn
+        if conn is None:
+            return None
+        fut = conn.call(("EVALSHA", script.sha, len(keys), *keys, *args))
+        out: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def landed(f: asyncio.Future[Any]) -> None:
+            reply = None if f.cancelled() or f.exception() else f.result()
+            if isinstance(reply, RedisReplyError) and str(reply).startswith("NOSCRIPT"):
+                # The server forgot the script (restart, SCRIPT FLUSH): send it whole once.
+                conn = self._conn
+                if conn is None:
+                    out.set_exception(RedisUnavailable("redis connection lost"))
+                    return
+                again = conn.call(("EVAL", script.source, len(keys), *keys, *args))
+                again.add_done_callback(lambda g: _copy(g, out))
+                return
+            _copy(f, out)
+
+        fut.add_done_callback(landed)
+        return out
+
     async def close(self) -> None:
-        if self._writer is not None:
-            self._broken(self._writer, RedisUnavailable("client closed"))
-        if self._reader_task is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader_task
-            self._reader_task = None
+        if self._conn is not None:
+            self._broken(self._conn, RedisUnavailable("client closed"))
+
+
+def _copy(src: asyncio.Future[Any], dst: asyncio.Future[Any]) -> None:
+    """A reply future's outcome onto another; a RESP error reply becomes its exception."""
+    if dst.done():
+        return
+    if src.cancelled():
+        dst.cancel()
+        return
+    exc = src.exception()
+    if exc is None:
+        reply = src.result()
+        exc = reply if isinstance(reply, RedisReplyError) else None
+        if exc is None:
+            dst.set_result(reply)
+            return
+    dst.set_exception(exc)
 
 
 class Subscriber:

@@ -34,6 +34,7 @@ MAX_BODY = 64 << 20  # a whole (non-stream) body larger than this is refused
 # Methods whose repetition changes nothing (RFC 9110 §9.2.2): the only ones ever resent.
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _NEVER = float("inf")
+_TARGETS_MAX = 1024  # parsed upstream URLs kept (one per channel endpoint in practice)
 
 
 class HttpError(Exception):
@@ -317,6 +318,7 @@ class Http1Pool:
         # reused, so a POST (never resent) rarely meets a connection the server just closed.
         self._keepalive_expiry = keepalive_expiry
         self._idle: dict[tuple[str, str, int], list[_Conn]] = {}
+        self._targets: dict[str, tuple[tuple[str, str, int], str, str]] = {}
         self._ssl = ssl_context  # None: the system's trust store, made on first use
 
     def _put(self, key: tuple[str, str, int], conn: _Conn) -> None:
@@ -370,6 +372,27 @@ class Http1Pool:
             transport.close()
         return None
 
+    def _target(self, url: str) -> tuple[tuple[str, str, int], str, str]:
+        """(pool key, request target, Host header) of a URL; parsed once per URL (channels are
+        few, and urlsplit is a visible share of a relayed request's cost)."""
+        found = self._targets.get(url)
+        if found is not None:
+            return found
+        parts = urlsplit(url)
+        scheme = parts.scheme
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise HttpError("unsupported upstream URL")
+        port = parts.port or (443 if scheme == "https" else 80)
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{port}"
+        found = ((scheme, parts.hostname, port), target, host_header)
+        if len(self._targets) >= _TARGETS_MAX:
+            self._targets.clear()
+        self._targets[url] = found
+        return found
+
     async def request(
         self,
         method: str,
@@ -382,16 +405,7 @@ class Http1Pool:
     ) -> Response:
         """Send and wait for the response head. `deadline` (time.monotonic()) ends the whole
         call, body included; `gap` bounds the wait for each event of `Response.events()`."""
-        parts = urlsplit(url)
-        scheme = parts.scheme
-        if scheme not in ("http", "https") or not parts.hostname:
-            raise HttpError("unsupported upstream URL")
-        port = parts.port or (443 if scheme == "https" else 80)
-        key = (scheme, parts.hostname, port)
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
-        host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{port}"
+        key, target, host_header = self._target(url)
         head = [
             f"{method} {target} HTTP/1.1",
             f"Host: {host_header}",

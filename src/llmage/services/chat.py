@@ -52,6 +52,21 @@ log = logging.getLogger(__name__)
 _PROMPT_EXTRAS = ("tools", "functions", "tool_choice", "response_format")
 _NO_CAP = contextlib.nullcontext()
 
+# Children bound once: `labels()` takes a lock and builds a tuple on every call.
+_HOLDS_OPENED = metrics.HOLDS.labels("opened")
+_HOLDS_CAPTURED = metrics.HOLDS.labels("captured")
+_HOLDS_RELEASED = metrics.HOLDS.labels("released")
+_CHARGED_CHAT = metrics.CHARGED.labels("chat")
+_TOKENS: dict[str, tuple[Any, Any]] = {}
+
+
+def _tokens_of(model: str) -> tuple[Any, Any]:
+    pair = _TOKENS.get(model)
+    if pair is None:  # one pair per catalog model
+        pair = (metrics.TOKENS.labels(model, "prompt"), metrics.TOKENS.labels(model, "completion"))
+        _TOKENS[model] = pair
+    return pair
+
 
 @dataclass(slots=True)
 class ChatContext:
@@ -185,7 +200,7 @@ class ChatService:
             if isinstance(exc, InsufficientBalance):
                 metrics.HOLDS.labels("rejected").inc()
             raise
-        metrics.HOLDS.labels("opened").inc()
+        _HOLDS_OPENED.inc()
         metrics.OPEN_HOLDS.inc()
         budget = self._stream_timeout if req.stream else self._call_timeout
         deadline = time.monotonic() + budget
@@ -237,11 +252,12 @@ class ChatService:
         if ctx.admission is not None:  # the tokens really used correct the tpm buckets
             ctx.admission.done(usage.prompt_tokens + usage.completion_tokens)
         metrics.OPEN_HOLDS.dec()
-        metrics.HOLDS.labels("captured" if amount else "released").inc()
+        (_HOLDS_CAPTURED if amount else _HOLDS_RELEASED).inc()
         if amount:
-            metrics.CHARGED.labels("chat").inc(amount)
-            metrics.TOKENS.labels(ctx.model, "prompt").inc(usage.prompt_tokens)
-            metrics.TOKENS.labels(ctx.model, "completion").inc(usage.completion_tokens)
+            _CHARGED_CHAT.inc(amount)
+            prompt, completion = _tokens_of(ctx.model)
+            prompt.inc(usage.prompt_tokens)
+            completion.inc(usage.completion_tokens)
         return self._ledger.settle_program(ctx.hold, amount, [usage_insert(record)])
 
     def _fallback(self, ctx: ChatContext, exc: BaseException) -> list[Stmt]:
